@@ -1,0 +1,163 @@
+//! ACME accounts: one per (directory, contact), created once, stored 0600 under
+//! `CERTS_DIR/vhostd/accounts/` and restored on later runs. Restoring fetches the directory, so
+//! this can fail while the CA is down: callers retry with backoff; nothing here panics or exits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use instant_acme::{Account, AccountBuilder, ExternalAccountKey, NewAccount};
+use tokio::sync::OnceCell;
+
+use super::AcmeSettings;
+use super::error::AcmeError;
+use super::store::Store;
+
+/// Accounts by contact, each restored or created at most once per process (lazily).
+pub struct Accounts {
+    settings: Arc<AcmeSettings>,
+    store: Store,
+    cells: Mutex<HashMap<Option<String>, Arc<OnceCell<Account>>>>,
+}
+
+impl Accounts {
+    /// No network until [`Accounts::get`].
+    pub fn new(settings: Arc<AcmeSettings>, store: Store) -> Self {
+        Accounts {
+            settings,
+            store,
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The account for `email` (else the global contact); `domain` only names the error.
+    pub async fn get(&self, email: Option<&str>, domain: &str) -> Result<Account, AcmeError> {
+        let contact = email.or(self.settings.email.as_deref()).map(mailto);
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+            cells.entry(contact.clone()).or_default().clone()
+        };
+        cell.get_or_try_init(|| self.load_or_create(contact.as_deref(), domain))
+            .await
+            .cloned()
+    }
+
+    /// Forgets a cached account whose registration the CA no longer knows (e.g. a reset test CA),
+    /// and moves its file aside so the next attempt registers anew.
+    pub fn forget(&self, email: Option<&str>) {
+        let contact = email.or(self.settings.email.as_deref()).map(mailto);
+        let path = self
+            .store
+            .account_path(&self.settings.directory, contact.as_deref());
+        let _ = std::fs::rename(&path, path.with_extension("json.gone"));
+        self.cells
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&contact);
+    }
+
+    async fn load_or_create(
+        &self,
+        contact: Option<&str>,
+        domain: &str,
+    ) -> Result<Account, AcmeError> {
+        let directory = self.settings.directory.clone();
+        let err = |source| AcmeError::Account {
+            domain: domain.to_string(),
+            directory: directory.clone(),
+            source,
+        };
+        let builder = self.builder().map_err(err)?;
+        if let Some(creds) = self.store.load_account(&directory, contact) {
+            return builder.from_credentials(creds).await.map_err(err);
+        }
+        let eab = match &self.settings.eab {
+            Some((kid, hmac)) => Some(ExternalAccountKey::new(
+                kid.clone(),
+                &b64url_decode(hmac).ok_or(AcmeError::EabKey)?,
+            )),
+            None => None,
+        };
+        let contacts: Vec<&str> = contact.into_iter().collect();
+        let new = NewAccount {
+            contact: &contacts,
+            terms_of_service_agreed: true,
+            only_return_existing: false,
+        };
+        let (account, creds) = builder
+            .create(&new, directory.clone(), eab.as_ref())
+            .await
+            .map_err(err)?;
+        let path = self
+            .store
+            .save_account(&directory, contact, &creds)
+            .map_err(|source| AcmeError::Io {
+                domain: domain.to_string(),
+                path: self.store.account_path(&directory, contact),
+                source,
+            })?;
+        tracing::info!(domain, action = "account-created", directory = %directory, contact = contact.unwrap_or("-"),
+            path = %path.display(), "ACME account registered");
+        Ok(account)
+    }
+
+    fn builder(&self) -> Result<AccountBuilder, instant_acme::Error> {
+        match &self.settings.ca_bundle {
+            Some(pem) => Account::builder_with_root(pem),
+            None => Account::builder(),
+        }
+    }
+}
+
+/// `ops@example.com` → `mailto:ops@example.com` (left alone when already a URI).
+fn mailto(email: &str) -> String {
+    if email.starts_with("mailto:") {
+        email.to_string()
+    } else {
+        format!("mailto:{email}")
+    }
+}
+
+/// Decodes base64url (padding and standard-alphabet `+/` tolerated), as CAs hand out EAB keys.
+pub(crate) fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.trim().trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eab_keys_decode() {
+        assert_eq!(b64url_decode("aGVsbG8").unwrap(), b"hello");
+        assert_eq!(b64url_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(b64url_decode("-_8").unwrap(), [0xfb, 0xff]);
+        assert_eq!(b64url_decode("+/8").unwrap(), [0xfb, 0xff]);
+        assert!(b64url_decode("not base64!").is_none());
+        assert!(b64url_decode("").is_none());
+    }
+
+    #[test]
+    fn contacts_are_mailto_uris() {
+        assert_eq!(mailto("a@b.c"), "mailto:a@b.c");
+        assert_eq!(mailto("mailto:a@b.c"), "mailto:a@b.c");
+    }
+}

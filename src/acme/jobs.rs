@@ -1,0 +1,121 @@
+//! The work the manager spawns: an order (self-check every name, then the ACME order) under the
+//! concurrency bound, and an ARI poll. Jobs return plain results; the manager owns all state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::AcmeSettings;
+use super::account::Accounts;
+use super::certinfo::CertInfo;
+use super::error::AcmeError;
+use super::order::{self, OrderRequest};
+use super::plan::CertSpec;
+use super::schedule::{AriWindow, window_from};
+use super::selfcheck;
+use super::store::Store;
+
+/// A whole order may not take longer than this (each poll has its own, shorter limit).
+const ORDER_LIMIT: Duration = Duration::from_secs(600);
+
+/// What every job needs; shared by all jobs.
+pub struct Ctx {
+    /// Global settings.
+    pub settings: Arc<AcmeSettings>,
+    /// Files.
+    pub store: Store,
+    /// Accounts, created lazily.
+    pub accounts: Accounts,
+    /// Bounds concurrent orders.
+    pub permits: Semaphore,
+}
+
+/// What a job reports back.
+pub enum JobResult {
+    /// An order finished (installed, or why not).
+    Order(Result<CertInfo, AcmeError>),
+    /// An ARI poll got a window and the delay until the next poll.
+    Ari(Result<(AriWindow, Duration), String>),
+    /// The CA has no ARI at all.
+    AriUnsupported,
+}
+
+/// Self-checks every name, then orders; waits for a permit first.
+pub async fn run_order(
+    ctx: Arc<Ctx>,
+    spec: CertSpec,
+    replaces: Option<String>,
+    renewal: bool,
+) -> JobResult {
+    let Ok(_permit) = ctx.permits.acquire().await else {
+        return JobResult::Order(Err(AcmeError::Stopped));
+    };
+    let profile = spec
+        .profile
+        .clone()
+        .or_else(|| ctx.settings.profile.clone());
+    let names: Vec<&str> = spec.names.iter().map(|n| n.as_str()).collect();
+    for name in &spec.names {
+        if let Err(reason) =
+            selfcheck::check(&ctx.settings.webroot, ctx.settings.self_check, name).await
+        {
+            return JobResult::Order(Err(AcmeError::SelfCheck {
+                domain: name.to_string(),
+                reason,
+            }));
+        }
+    }
+    tracing::info!(domain = %spec.key, container = %spec.container, action = if renewal { "renewal-started" } else { "order-started" },
+        names = %names.join(","), profile = profile.as_deref().unwrap_or("-"), "ordering certificate");
+    let work = async {
+        let account = ctx
+            .accounts
+            .get(spec.email.as_deref(), spec.key.as_str())
+            .await?;
+        let req = OrderRequest {
+            spec: &spec,
+            profile: profile.as_deref(),
+            replaces: replaces.as_deref(),
+        };
+        order::issue(&ctx.settings, &ctx.store, &account, req).await
+    };
+    let result = match tokio::time::timeout(ORDER_LIMIT, work).await {
+        Ok(r) => r,
+        Err(_) => Err(AcmeError::Timeout {
+            domain: spec.key.to_string(),
+            minutes: ORDER_LIMIT.as_secs() / 60,
+        }),
+    };
+    if result.as_ref().err().is_some_and(AcmeError::account_gone) {
+        ctx.accounts.forget(spec.email.as_deref());
+    }
+    JobResult::Order(result)
+}
+
+/// Fetches the ARI window for `cert_id`.
+pub async fn poll_ari(ctx: Arc<Ctx>, spec: CertSpec, cert_id: String) -> JobResult {
+    let account = match ctx
+        .accounts
+        .get(spec.email.as_deref(), spec.key.as_str())
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return JobResult::Ari(Err(e.to_string())),
+    };
+    let Some((aki, serial)) = cert_id.split_once('.') else {
+        return JobResult::Ari(Err(format!("bad certificate id {cert_id:?}")));
+    };
+    let id = instant_acme::CertificateIdentifier {
+        authority_key_identifier: aki.into(),
+        serial: serial.into(),
+    };
+    match account.renewal_info(&id).await {
+        Ok((info, wait)) => {
+            let w = info.suggested_window;
+            JobResult::Ari(window_from(w.start, w.end, info.explanation_url).map(|w| (w, wait)))
+        }
+        Err(instant_acme::Error::Unsupported(_)) => JobResult::AriUnsupported,
+        Err(e) => JobResult::Ari(Err(e.to_string())),
+    }
+}

@@ -1,0 +1,350 @@
+//! One ACME order, HTTP-01 over the webroot: new order (profile, `replaces`), token files, ready,
+//! poll, finalize with a fresh key, download, install. Token files are removed whatever happens.
+//! Decides nothing about *when*; that is the manager's job.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder,
+    Order, OrderStatus, RetryPolicy,
+};
+
+use super::certinfo::CertInfo;
+use super::error::AcmeError;
+use super::plan::CertSpec;
+use super::store::{Store, write_challenge};
+use super::{AcmeSettings, KeyType};
+use crate::host::HostName;
+
+/// How long to wait for validation and for issuance (each); Retry-After is honoured inside.
+const POLL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the manager asks for.
+pub struct OrderRequest<'a> {
+    /// The certificate.
+    pub spec: &'a CertSpec,
+    /// Effective profile (spec's, else global).
+    pub profile: Option<&'a str>,
+    /// ARI id of the certificate this one replaces (sent as `replaces`).
+    pub replaces: Option<&'a str>,
+}
+
+/// Checks `wanted` against the profiles the CA lists; the error lists what it offers.
+pub fn check_profile<'a>(
+    wanted: &str,
+    offered: impl IntoIterator<Item = &'a str>,
+) -> Result<(), String> {
+    let offered: Vec<&str> = offered.into_iter().collect();
+    if offered.contains(&wanted) {
+        return Ok(());
+    }
+    Err(if offered.is_empty() {
+        "none: this CA does not support profiles".to_string()
+    } else {
+        offered.join(", ")
+    })
+}
+
+/// Runs one order to the end and installs the result under `live/KEY/`.
+pub async fn issue(
+    settings: &AcmeSettings,
+    store: &Store,
+    account: &Account,
+    req: OrderRequest<'_>,
+) -> Result<CertInfo, AcmeError> {
+    let key = req.spec.key.as_str();
+    if let Some(p) = req.profile {
+        check_profile(p, account.profiles().map(|m| m.name)).map_err(|available| {
+            AcmeError::UnknownProfile {
+                domain: key.to_string(),
+                profile: p.to_string(),
+                available,
+            }
+        })?;
+    }
+    let mut order = new_order(account, &req).await?;
+    let mut tokens = TokenFiles(Vec::new());
+    authorize(settings, req.spec, &mut order, &mut tokens).await?;
+    let status = order
+        .poll_ready(&retry())
+        .await
+        .map_err(|e| AcmeError::protocol(key, "validation", e))?;
+    if status != OrderStatus::Ready {
+        return Err(AcmeError::Validation {
+            domain: key.to_string(),
+            detail: failure_detail(&mut order).await,
+        });
+    }
+    let (csr, key_pem) = csr(req.spec, settings.key_type)?;
+    order
+        .finalize_csr(&csr)
+        .await
+        .map_err(|e| AcmeError::protocol(key, "finalize", e))?;
+    let chain = order
+        .poll_certificate(&retry())
+        .await
+        .map_err(|e| AcmeError::protocol(key, "certificate download", e))?;
+    drop(tokens);
+    store
+        .install(&req.spec.key, &chain, &key_pem)
+        .map_err(|(path, source)| AcmeError::Io {
+            domain: key.to_string(),
+            path,
+            source,
+        })
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy::new()
+        .initial_delay(Duration::from_millis(250))
+        .backoff(1.5)
+        .timeout(POLL_TIMEOUT)
+}
+
+/// new-order with `replaces` when given; without it when the CA has no ARI or says `alreadyReplaced`.
+async fn new_order(account: &Account, req: &OrderRequest<'_>) -> Result<Order, AcmeError> {
+    let key = req.spec.key.as_str();
+    let ids: Vec<Identifier> = req
+        .spec
+        .names
+        .iter()
+        .map(|n| Identifier::Dns(n.to_string()))
+        .collect();
+    let base = || match req.profile {
+        Some(p) => NewOrder::new(&ids).profile(p),
+        None => NewOrder::new(&ids),
+    };
+    if let Some(cert_id) = req.replaces.and_then(parse_cert_id) {
+        match account.new_order(&base().replaces(cert_id)).await {
+            Ok(o) => return Ok(o),
+            Err(instant_acme::Error::Unsupported(_)) => {}
+            Err(instant_acme::Error::Api(p))
+                if p.r#type
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with(":alreadyReplaced")) =>
+            {
+                tracing::info!(
+                    domain = key,
+                    action = "replaces-dropped",
+                    "CA says already replaced; ordering without `replaces`"
+                );
+            }
+            Err(e) => return Err(AcmeError::protocol(key, "new order", e)),
+        }
+    }
+    account
+        .new_order(&base())
+        .await
+        .map_err(|e| AcmeError::protocol(key, "new order", e))
+}
+
+/// `AKI.serial` → the typed id.
+fn parse_cert_id(s: &str) -> Option<CertificateIdentifier<'static>> {
+    let (aki, serial) = s.split_once('.')?;
+    Some(CertificateIdentifier {
+        authority_key_identifier: Cow::Owned(aki.into()),
+        serial: Cow::Owned(serial.into()),
+    })
+}
+
+/// Writes a token file for every pending authorization and tells the CA it may validate.
+async fn authorize(
+    settings: &AcmeSettings,
+    spec: &CertSpec,
+    order: &mut Order,
+    tokens: &mut TokenFiles,
+) -> Result<(), AcmeError> {
+    let key = spec.key.as_str();
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.map_err(|e| AcmeError::protocol(key, "authorization fetch", e))?;
+        match authz.status {
+            AuthorizationStatus::Valid => continue,
+            AuthorizationStatus::Pending => {}
+            other => {
+                return Err(AcmeError::Validation {
+                    domain: key.to_string(),
+                    detail: format!("authorization is {other:?}"),
+                });
+            }
+        }
+        let name = match authz.identifier().identifier {
+            Identifier::Dns(n) => spec.names.iter().find(|h| h.as_str() == n).cloned(),
+            _ => None,
+        };
+        let Some(name) = name else {
+            return Err(AcmeError::Validation {
+                domain: key.to_string(),
+                detail: "the CA asked about a name we did not order".into(),
+            });
+        };
+        let mut challenge =
+            authz
+                .challenge(ChallengeType::Http01)
+                .ok_or_else(|| AcmeError::Validation {
+                    domain: name.to_string(),
+                    detail: "the CA offers no http-01 challenge for this name".into(),
+                })?;
+        let path = write_challenge(
+            &settings.webroot,
+            &name,
+            &challenge.token,
+            challenge.key_authorization().as_str(),
+        )
+        .map_err(|source| AcmeError::Io {
+            domain: name.to_string(),
+            path: settings.webroot.join(name.as_str()),
+            source,
+        })?;
+        tokens.0.push(path);
+        challenge
+            .set_ready()
+            .await
+            .map_err(|e| AcmeError::protocol(name.as_str(), "challenge", e))?;
+    }
+    Ok(())
+}
+
+/// The CA's reasons from the failed authorizations ("a.example.com: connection refused; ...").
+async fn failure_detail(order: &mut Order) -> String {
+    let mut out = Vec::new();
+    if let Some(e) = &order.state().error {
+        out.push(e.to_string());
+    }
+    let mut authzs = order.authorizations();
+    while let Some(Ok(mut authz)) = authzs.next().await {
+        let Ok(state) = authz.refresh().await else {
+            continue;
+        };
+        let who = state.identifier().to_string();
+        out.extend(
+            state
+                .challenges
+                .iter()
+                .filter_map(|c| c.error.as_ref())
+                .map(|e| format!("{who}: {e}")),
+        );
+    }
+    if out.is_empty() {
+        "the order became invalid".to_string()
+    } else {
+        out.join("; ")
+    }
+}
+
+/// A fresh key and a CSR for the spec's names.
+fn csr(spec: &CertSpec, key_type: KeyType) -> Result<(Vec<u8>, String), AcmeError> {
+    let err = |e: rcgen::Error| AcmeError::Crypto {
+        domain: spec.key.to_string(),
+        detail: format!("key/CSR generation failed: {e}"),
+    };
+    let alg = match key_type {
+        KeyType::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        KeyType::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+    };
+    let key = rcgen::KeyPair::generate_for(alg).map_err(err)?;
+    let mut params = rcgen::CertificateParams::new(
+        spec.names
+            .iter()
+            .map(HostName::to_string)
+            .collect::<Vec<_>>(),
+    )
+    .map_err(err)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params.serialize_request(&key).map_err(err)?;
+    Ok((csr.der().to_vec(), key.serialize_pem()))
+}
+
+/// Token files written for one order; removed on drop (success, failure or cancellation).
+struct TokenFiles(Vec<PathBuf>);
+
+impl Drop for TokenFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory as Let's Encrypt serves it (recorded 2026; trimmed).
+    const LE_DIRECTORY: &str = r#"{
+      "keyChange": "https://acme-v02.api.letsencrypt.org/acme/key-change",
+      "meta": {
+        "caaIdentities": ["letsencrypt.org"],
+        "profiles": {
+          "classic": "https://letsencrypt.org/docs/profiles#classic",
+          "shortlived": "https://letsencrypt.org/docs/profiles#shortlived",
+          "tlsserver": "https://letsencrypt.org/docs/profiles#tlsserver"
+        },
+        "termsOfService": "https://letsencrypt.org/documents/LE-SA-v1.5-February-24-2025.pdf",
+        "website": "https://letsencrypt.org"
+      },
+      "newAccount": "https://acme-v02.api.letsencrypt.org/acme/new-acct",
+      "newNonce": "https://acme-v02.api.letsencrypt.org/acme/new-nonce",
+      "newOrder": "https://acme-v02.api.letsencrypt.org/acme/new-order",
+      "renewalInfo": "https://acme-v02.api.letsencrypt.org/draft-ietf-acme-ari-03/renewalInfo",
+      "revokeCert": "https://acme-v02.api.letsencrypt.org/acme/revoke-cert"
+    }"#;
+
+    fn profiles(directory: &str) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(directory).unwrap();
+        v["meta"]["profiles"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn profiles_are_checked_against_the_directory() {
+        let offered = profiles(LE_DIRECTORY);
+        assert!(check_profile("tlsserver", offered.iter().map(String::as_str)).is_ok());
+        let e = check_profile("tlsclient", offered.iter().map(String::as_str)).unwrap_err();
+        assert_eq!(e, "classic, shortlived, tlsserver");
+        let pebble_24 = r#"{"meta":{"externalAccountRequired":false,"termsOfService":"data:x"},"newOrder":"x"}"#;
+        let e = check_profile("shortlived", profiles(pebble_24).iter().map(String::as_str))
+            .unwrap_err();
+        assert!(e.contains("does not support profiles"), "{e}");
+    }
+
+    #[test]
+    fn cert_ids_round_trip() {
+        let id = parse_cert_id("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE").unwrap();
+        assert_eq!(id.to_string(), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+        assert!(parse_cert_id("nodot").is_none());
+    }
+
+    #[test]
+    fn csr_has_every_name_and_a_p256_key() {
+        let spec = CertSpec {
+            key: HostName::parse("a.example.com").unwrap(),
+            names: vec![
+                HostName::parse("a.example.com").unwrap(),
+                HostName::parse("b.example.com").unwrap(),
+            ],
+            email: None,
+            profile: None,
+            container: "c".into(),
+        };
+        let (der, key) = csr(&spec, KeyType::EcdsaP256).unwrap();
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        use x509_parser::prelude::FromDer;
+        let (_, req) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(&der).unwrap();
+        let text = format!(
+            "{:?}",
+            req.requested_extensions().map(|e| e.collect::<Vec<_>>())
+        );
+        assert!(
+            text.contains("a.example.com") && text.contains("b.example.com"),
+            "{text}"
+        );
+        let (_, key384) = csr(&spec, KeyType::EcdsaP384).unwrap();
+        assert_ne!(key384.len(), key.len());
+    }
+}

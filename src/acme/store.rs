@@ -1,0 +1,335 @@
+//! Files: installed certificates (`CERTS_DIR/live/KEY/*.pem`, certbot's layout), vhostd's own
+//! state (`CERTS_DIR/vhostd/`: ACME accounts 0600, per-certificate JSON) and the HTTP-01 webroot.
+//! Every write is atomic ([`crate::fsutil::write_atomic`]). No network, no decisions.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use instant_acme::AccountCredentials;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::certinfo::{CertInfo, split_chain};
+use super::schedule::AriWindow;
+use crate::fsutil::write_atomic;
+use crate::host::HostName;
+
+/// Paths of an installed certificate: `CERTS_DIR/live/KEY/{fullchain,privkey,chain,cert}.pem`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivePaths {
+    /// `live/KEY/`.
+    pub dir: PathBuf,
+    /// Leaf + intermediates: what nginx's `ssl_certificate` points at.
+    pub fullchain: PathBuf,
+    /// The private key (mode 0600): nginx's `ssl_certificate_key`.
+    pub privkey: PathBuf,
+    /// Intermediates only.
+    pub chain: PathBuf,
+    /// Leaf only.
+    pub cert: PathBuf,
+}
+
+impl LivePaths {
+    /// True when both files nginx needs exist (an HTTPS server block may be rendered).
+    pub fn is_installed(&self) -> bool {
+        self.fullchain.is_file() && self.privkey.is_file()
+    }
+}
+
+/// Where the certificate keyed `key` lives under `certs_dir`.
+pub fn live_paths(certs_dir: &Path, key: &HostName) -> LivePaths {
+    let dir = certs_dir.join("live").join(key.as_str());
+    LivePaths {
+        fullchain: dir.join("fullchain.pem"),
+        privkey: dir.join("privkey.pem"),
+        chain: dir.join("chain.pem"),
+        cert: dir.join("cert.pem"),
+        dir,
+    }
+}
+
+/// What vhostd remembers about one certificate across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CertState {
+    /// Names of the last order (informational).
+    pub names: Vec<String>,
+    /// Profile of the last order.
+    pub profile: Option<String>,
+    /// Last failure, as shown in status.
+    pub last_error: Option<String>,
+    /// Consecutive failed orders (drives the backoff; reset by a success).
+    pub failures: u32,
+    /// Consecutive failed self-checks (their own, shorter backoff).
+    pub self_check_failures: u32,
+    /// No attempt before this moment (backoff or the CA's Retry-After).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt: Option<OffsetDateTime>,
+    /// ARI id of the certificate this account issued (only that one is sent as `replaces`).
+    pub issued_cert_id: Option<String>,
+    /// Last ARI answer for the installed certificate.
+    pub ari: Option<AriState>,
+    /// After a failed ARI fetch: don't ask again before this.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ari_retry_at: Option<OffsetDateTime>,
+    /// When the installed certificate was issued by vhostd.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub issued_at: Option<OffsetDateTime>,
+}
+
+/// The CA's renewal window for one certificate, with our random pick inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AriState {
+    /// The certificate the window is for (a renewed certificate needs a fresh window).
+    pub cert_id: String,
+    /// The suggested window.
+    pub window: AriWindow,
+    /// The uniformly random moment picked in it (kept until the window changes).
+    #[serde(with = "time::serde::rfc3339")]
+    pub selected: OffsetDateTime,
+    /// When to ask again.
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_poll: OffsetDateTime,
+}
+
+/// The on-disk layout under `CERTS_DIR`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    certs_dir: PathBuf,
+}
+
+/// Account file: the credentials plus what they belong to, for humans.
+#[derive(Serialize)]
+struct AccountFileRef<'a> {
+    directory: &'a str,
+    contact: Option<&'a str>,
+    credentials: &'a AccountCredentials,
+}
+
+#[derive(Deserialize)]
+struct AccountFile {
+    credentials: AccountCredentials,
+}
+
+impl Store {
+    /// A store rooted at `certs_dir`.
+    pub fn new(certs_dir: &Path) -> Self {
+        Store {
+            certs_dir: certs_dir.to_path_buf(),
+        }
+    }
+
+    /// `live/` paths for `key`.
+    pub fn live(&self, key: &HostName) -> LivePaths {
+        live_paths(&self.certs_dir, key)
+    }
+
+    fn state_path(&self, key: &HostName) -> PathBuf {
+        self.certs_dir
+            .join("vhostd")
+            .join("certs")
+            .join(format!("{key}.json"))
+    }
+
+    /// The account file for (directory, contact): one account per pair, reused across restarts.
+    pub fn account_path(&self, directory: &str, contact: Option<&str>) -> PathBuf {
+        let id = fnv1a(format!("{directory}\n{}", contact.unwrap_or("")).as_bytes());
+        self.certs_dir
+            .join("vhostd")
+            .join("accounts")
+            .join(format!("{id:016x}.json"))
+    }
+
+    /// Stored state for `key`; a missing or unreadable file gives the default (logged).
+    pub fn load_state(&self, key: &HostName) -> CertState {
+        let path = self.state_path(key);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(domain = %key, action = "state-unreadable", path = %path.display(), error = %e,
+                    "certificate state file is unreadable; starting afresh");
+                CertState::default()
+            }),
+            Err(_) => CertState::default(),
+        }
+    }
+
+    /// Persists the state for `key`.
+    pub fn save_state(&self, key: &HostName, state: &CertState) -> io::Result<PathBuf> {
+        let path = self.state_path(key);
+        let bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+        write_atomic(&path, &bytes, 0o600).map(|()| path)
+    }
+
+    /// Stored account credentials for (directory, contact), if any.
+    pub fn load_account(
+        &self,
+        directory: &str,
+        contact: Option<&str>,
+    ) -> Option<AccountCredentials> {
+        let bytes = fs::read(self.account_path(directory, contact)).ok()?;
+        serde_json::from_slice::<AccountFile>(&bytes)
+            .ok()
+            .map(|f| f.credentials)
+    }
+
+    /// Stores account credentials (mode 0600).
+    pub fn save_account(
+        &self,
+        directory: &str,
+        contact: Option<&str>,
+        creds: &AccountCredentials,
+    ) -> io::Result<PathBuf> {
+        let path = self.account_path(directory, contact);
+        let file = AccountFileRef {
+            directory,
+            contact,
+            credentials: creds,
+        };
+        let bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
+        write_atomic(&path, &bytes, 0o600).map(|()| path)
+    }
+
+    /// The installed certificate for `key`, when its files exist and parse.
+    pub fn installed(&self, key: &HostName) -> Option<CertInfo> {
+        let live = self.live(key);
+        if !live.is_installed() {
+            return None;
+        }
+        CertInfo::from_pem(&fs::read(&live.fullchain).ok()?).ok()
+    }
+
+    /// Writes the four files of a new certificate, key first (0600), then cert, chain, fullchain.
+    pub fn install(
+        &self,
+        key: &HostName,
+        fullchain: &str,
+        key_pem: &str,
+    ) -> Result<CertInfo, (PathBuf, io::Error)> {
+        let live = self.live(key);
+        let (leaf, chain) =
+            split_chain(fullchain).map_err(|e| (live.fullchain.clone(), io::Error::other(e)))?;
+        let info = CertInfo::from_pem(leaf.as_bytes())
+            .map_err(|e| (live.cert.clone(), io::Error::other(e)))?;
+        for (path, bytes, mode) in [
+            (&live.privkey, key_pem, 0o600),
+            (&live.cert, leaf.as_str(), 0o644),
+            (&live.chain, chain.as_str(), 0o644),
+            (&live.fullchain, fullchain, 0o644),
+        ] {
+            write_atomic(path, bytes.as_bytes(), mode).map_err(|e| (path.clone(), e))?;
+        }
+        Ok(info)
+    }
+}
+
+/// 64-bit FNV-1a: a stable, dependency-free file name for an account.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The HTTP-01 directory of `name`: `WEBROOT/NAME/.well-known/acme-challenge/`.
+pub fn challenge_dir(webroot: &Path, name: &HostName) -> PathBuf {
+    webroot
+        .join(name.as_str())
+        .join(".well-known")
+        .join("acme-challenge")
+}
+
+/// Writes `WEBROOT/NAME/.well-known/acme-challenge/FILE` (0644: nginx workers must read it).
+/// `file` must be base64url (a CA token or our probe), so it can never escape the directory.
+pub fn write_challenge(
+    webroot: &Path,
+    name: &HostName,
+    file: &str,
+    body: &str,
+) -> io::Result<PathBuf> {
+    let ok = !file.is_empty()
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing challenge file name {file:?}"),
+        ));
+    }
+    let path = challenge_dir(webroot, name).join(file);
+    write_atomic(&path, body.as_bytes(), 0o644).map(|()| path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use time::macros::datetime;
+
+    #[test]
+    fn state_round_trips_and_old_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let key = HostName::parse("a.example.com").unwrap();
+        assert_eq!(store.load_state(&key), CertState::default());
+        let state = CertState {
+            names: vec!["a.example.com".into()],
+            failures: 2,
+            next_attempt: Some(datetime!(2026-01-01 00:10 UTC)),
+            last_error: Some("boom".into()),
+            ari: Some(AriState {
+                cert_id: "aki.serial".into(),
+                window: AriWindow {
+                    start: datetime!(2026-02-01 0:00 UTC),
+                    end: datetime!(2026-02-02 0:00 UTC),
+                    explanation_url: None,
+                },
+                selected: datetime!(2026-02-01 12:00 UTC),
+                next_poll: datetime!(2026-01-01 12:00 UTC),
+            }),
+            ..CertState::default()
+        };
+        let path = store.save_state(&key, &state).unwrap();
+        assert_eq!(store.load_state(&key), state);
+        let json = fs::read_to_string(&path).unwrap();
+        assert!(
+            json.contains("\"next_attempt\": \"2026-01-01T00:10:00Z\""),
+            "{json}"
+        );
+        fs::write(&path, r#"{"failures": 3}"#).unwrap();
+        assert_eq!(store.load_state(&key).failures, 3, "missing fields default");
+        fs::write(&path, "{not json").unwrap();
+        assert_eq!(store.load_state(&key), CertState::default());
+    }
+
+    #[test]
+    fn challenge_files_stay_inside_the_webroot() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = HostName::parse("a.example.com").unwrap();
+        let p = write_challenge(dir.path(), &name, "tok-EN_1", "body").unwrap();
+        assert!(p.ends_with("a.example.com/.well-known/acme-challenge/tok-EN_1"));
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        for bad in ["../x", "a/b", "", "a.b"] {
+            assert!(
+                write_challenge(dir.path(), &name, bad, "x").is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn accounts_are_per_directory_and_contact() {
+        let store = Store::new(Path::new("/c"));
+        let a = store.account_path("https://ca/dir", Some("mailto:a@x"));
+        assert_eq!(a, store.account_path("https://ca/dir", Some("mailto:a@x")));
+        assert_ne!(a, store.account_path("https://ca/dir", None));
+        assert_ne!(
+            a,
+            store.account_path("https://other/dir", Some("mailto:a@x"))
+        );
+        assert!(a.starts_with("/c/vhostd/accounts"));
+    }
+}

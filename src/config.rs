@@ -1,0 +1,353 @@
+//! Command line and settings: clap parses raw values (each flag with its env var), then
+//! [`Settings::from_opts`] validates them all at once into typed values.
+//!
+//! This module reads no files and starts nothing; it only turns strings into settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// Let's Encrypt's production directory, the default CA.
+pub const LETSENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (`--acme-staging`).
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// vhostd: Docker labels → nginx virtual hosts with Let's Encrypt certificates.
+#[derive(Debug, Parser)]
+#[command(name = "vhostd", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands; each takes the same flags so `render` can reuse `run`'s command line.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: follow Docker, render, validate and reload nginx, manage certificates.
+    Run(Opts),
+    /// Print the config the current Docker state gives; change nothing.
+    Render(Opts),
+    /// Show sites, upstreams and certificates of a running daemon (asks --admin-addr).
+    Status(Opts),
+    /// Ask a running daemon to renew DOMAIN's certificate now.
+    Renew {
+        /// The certificate's domain (its first name).
+        domain: String,
+        /// Shared flags.
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// Exit 0 when a running daemon is healthy (for Docker HEALTHCHECK).
+    Health(Opts),
+}
+
+impl Command {
+    /// The shared flags of any subcommand.
+    pub fn opts(&self) -> &Opts {
+        match self {
+            Command::Run(o) | Command::Render(o) | Command::Status(o) | Command::Health(o) => o,
+            Command::Renew { opts, .. } => opts,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Certificate key algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyTypeArg {
+    /// ECDSA P-256 (default; small and fast).
+    EcdsaP256,
+    /// ECDSA P-384.
+    EcdsaP384,
+}
+
+/// Every global flag; each reads `VHOSTD_<FLAG>` (Docker's own `DOCKER_HOST` for the endpoint).
+#[derive(Debug, Clone, Args)]
+pub struct Opts {
+    /// Docker endpoint: unix:///path or tcp://host:port.
+    #[arg(
+        long,
+        env = "DOCKER_HOST",
+        default_value = "unix:///var/run/docker.sock"
+    )]
+    pub docker_host: String,
+    /// The rendered nginx config (the only file vhostd writes into nginx's config).
+    #[arg(
+        long,
+        env = "VHOSTD_CONF_FILE",
+        default_value = "/etc/nginx/conf.d/vhostd.conf"
+    )]
+    pub conf_file: PathBuf,
+    /// Parent of DOMAIN/.well-known/acme-challenge/.
+    #[arg(long, env = "VHOSTD_WEBROOT", default_value = "/var/www")]
+    pub webroot: PathBuf,
+    /// Certificates (live/DOMAIN/) and vhostd's state (vhostd/).
+    #[arg(long, env = "VHOSTD_CERTS_DIR", default_value = "/etc/letsencrypt")]
+    pub certs_dir: PathBuf,
+    /// Directory of templates overriding the embedded ones (watched for changes).
+    #[arg(long, env = "VHOSTD_TEMPLATE_DIR")]
+    pub template_dir: Option<PathBuf>,
+    /// nginx container name (else the one labelled vhostd.nginx=true).
+    #[arg(long, env = "VHOSTD_NGINX_CONTAINER")]
+    pub nginx_container: Option<String>,
+    /// nginx is a local process: command prefix for `-t` and `-s reload`, e.g. "nginx -p /srv/ngx -c /srv/ngx/nginx.conf".
+    #[arg(long, env = "VHOSTD_NGINX_CMD")]
+    pub nginx_cmd: Option<String>,
+    /// Port nginx listens on for HTTP in the rendered config.
+    #[arg(long, env = "VHOSTD_HTTP_PORT", default_value_t = 80)]
+    pub http_port: u16,
+    /// Port nginx listens on for HTTPS in the rendered config.
+    #[arg(long, env = "VHOSTD_HTTPS_PORT", default_value_t = 443)]
+    pub https_port: u16,
+    /// ACME directory URL (ACME_CA_URI is read too).
+    #[arg(long, env = "VHOSTD_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// Use Let's Encrypt staging.
+    #[arg(long, env = "VHOSTD_ACME_STAGING", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub acme_staging: bool,
+    /// ACME account contact e-mail.
+    #[arg(long, env = "VHOSTD_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// PEM file trusted for the ACME directory's TLS (Pebble, step-ca).
+    #[arg(long, env = "VHOSTD_ACME_CA_BUNDLE")]
+    pub acme_ca_bundle: Option<PathBuf>,
+    /// External account binding key id.
+    #[arg(long, env = "VHOSTD_ACME_EAB_KID")]
+    pub acme_eab_kid: Option<String>,
+    /// External account binding HMAC key (base64url).
+    #[arg(long, env = "VHOSTD_ACME_EAB_HMAC_KEY")]
+    pub acme_eab_hmac_key: Option<String>,
+    /// ACME profile (classic, tlsserver, shortlived), checked against the directory.
+    #[arg(long, env = "VHOSTD_ACME_PROFILE")]
+    pub acme_profile: Option<String>,
+    /// Certificate key type.
+    #[arg(
+        long,
+        env = "VHOSTD_KEY_TYPE",
+        value_enum,
+        default_value = "ecdsa-p256"
+    )]
+    pub key_type: KeyTypeArg,
+    /// How many certificate orders may run at once.
+    #[arg(long, env = "VHOSTD_ACME_CONCURRENCY", default_value_t = 4)]
+    pub acme_concurrency: usize,
+    /// Turn certificate management off (HTTP only).
+    #[arg(long, env = "VHOSTD_NO_ACME", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub no_acme: bool,
+    /// Admin HTTP address: /healthz, /readyz, /metrics, /status, /renew.
+    #[arg(long, env = "VHOSTD_ADMIN_ADDR", default_value = "127.0.0.1:9180")]
+    pub admin_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "VHOSTD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Settle time after a Docker event before reconciling (e.g. 100ms, 1s).
+    #[arg(long, env = "VHOSTD_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
+    pub debounce: Duration,
+    /// Longest a burst of events may delay a reconcile.
+    #[arg(long, env = "VHOSTD_DEBOUNCE_MAX", default_value = "1s", value_parser = parse_duration)]
+    pub debounce_max: Duration,
+    /// Full Docker resync period, repairing any drift.
+    #[arg(long, env = "VHOSTD_RESYNC_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+}
+
+/// Parses `250ms`, `2s`, `5m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 100ms, 2s, 5m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m, h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// How vhostd reaches nginx to validate and reload it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NginxMode {
+    /// A local process: argv prefix for `-t` and `-s reload`.
+    Local(Vec<String>),
+    /// A container: by name, or (None) the one labelled `vhostd.nginx=true`.
+    Container(Option<String>),
+}
+
+/// Validated settings the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The raw flags, for the parts used as given.
+    pub opts: Opts,
+    /// How to validate and reload nginx.
+    pub nginx: NginxMode,
+    /// The ACME directory URL (after --acme-staging / ACME_CA_URI).
+    pub acme_directory: String,
+}
+
+/// Every problem found in the flags, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings:\n  - {}", .0.join("\n  - "))]
+pub struct SettingsError(pub Vec<String>);
+
+impl Settings {
+    /// Validates `opts` (and `ACME_CA_URI` from `ca_uri_env`), collecting every error at once.
+    pub fn from_opts(opts: Opts, ca_uri_env: Option<String>) -> Result<Settings, SettingsError> {
+        let mut errs = Vec::new();
+        for (flag, path) in [
+            ("--conf-file", &opts.conf_file),
+            ("--webroot", &opts.webroot),
+            ("--certs-dir", &opts.certs_dir),
+        ] {
+            if let Err(e) = check_path(path) {
+                errs.push(format!("{flag} {}: {e}", path.display()));
+            }
+        }
+        if !(opts.docker_host.starts_with("unix://")
+            || opts.docker_host.starts_with("tcp://")
+            || opts.docker_host.starts_with("http://"))
+        {
+            errs.push(format!(
+                "--docker-host {:?}: use unix:///path/docker.sock or tcp://host:port",
+                opts.docker_host
+            ));
+        }
+        if opts.http_port == 0 || opts.https_port == 0 || opts.http_port == opts.https_port {
+            errs.push("--http-port and --https-port must be distinct ports 1-65535".into());
+        }
+        if opts.debounce > opts.debounce_max {
+            errs.push("--debounce must not exceed --debounce-max".into());
+        }
+        if opts.resync_interval < Duration::from_secs(1) {
+            errs.push("--resync-interval must be at least 1s".into());
+        }
+        if opts.acme_concurrency == 0 {
+            errs.push("--acme-concurrency must be at least 1".into());
+        }
+        if opts.acme_eab_kid.is_some() != opts.acme_eab_hmac_key.is_some() {
+            errs.push("--acme-eab-kid and --acme-eab-hmac-key go together".into());
+        }
+        let nginx = match (&opts.nginx_cmd, &opts.nginx_container) {
+            (Some(_), Some(_)) => {
+                errs.push("--nginx-cmd and --nginx-container exclude each other".into());
+                NginxMode::Container(None)
+            }
+            (Some(cmd), None) => {
+                let argv: Vec<String> = cmd.split_whitespace().map(str::to_owned).collect();
+                if argv.is_empty() {
+                    errs.push("--nginx-cmd is empty".into());
+                }
+                NginxMode::Local(argv)
+            }
+            (None, name) => NginxMode::Container(name.clone()),
+        };
+        let acme_directory = match (&opts.acme_directory, ca_uri_env, opts.acme_staging) {
+            (Some(d), _, _) => d.clone(),
+            (None, Some(d), _) if !d.is_empty() => d,
+            (None, _, true) => LETSENCRYPT_STAGING.to_string(),
+            _ => LETSENCRYPT_PRODUCTION.to_string(),
+        };
+        if !acme_directory.starts_with("https://") && !acme_directory.starts_with("http://") {
+            errs.push(format!(
+                "--acme-directory {acme_directory:?} is not an http(s) URL"
+            ));
+        }
+        if errs.is_empty() {
+            Ok(Settings {
+                opts,
+                nginx,
+                acme_directory,
+            })
+        } else {
+            Err(SettingsError(errs))
+        }
+    }
+}
+
+/// Paths land in nginx text inside double quotes: refuse what could break out of them.
+fn check_path(p: &std::path::Path) -> Result<(), &'static str> {
+    let s = p.to_str().ok_or("not UTF-8")?;
+    if s.is_empty() {
+        return Err("empty");
+    }
+    if s.chars()
+        .any(|c| c.is_control() || matches!(c, '"' | '\\' | '$' | ';' | '{' | '}'))
+    {
+        return Err("contains a quote, backslash, $, ;, brace or control character");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(args: &[&str]) -> Opts {
+        let mut argv = vec!["vhostd", "run"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(o) => o,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("5 weeks").is_err());
+    }
+
+    #[test]
+    fn reports_every_error_at_once() {
+        let o = opts(&[
+            "--conf-file",
+            "/x\"y",
+            "--http-port",
+            "8080",
+            "--https-port",
+            "8080",
+            "--nginx-cmd",
+            "nginx",
+            "--nginx-container",
+            "n",
+        ]);
+        let e = Settings::from_opts(o, None).unwrap_err();
+        assert_eq!(e.0.len(), 3, "{e}");
+    }
+
+    #[test]
+    fn directory_precedence() {
+        let s = Settings::from_opts(opts(&["--acme-staging"]), None).unwrap();
+        assert_eq!(s.acme_directory, LETSENCRYPT_STAGING);
+        let s = Settings::from_opts(opts(&[]), Some("https://ca/dir".into())).unwrap();
+        assert_eq!(s.acme_directory, "https://ca/dir");
+        let s = Settings::from_opts(
+            opts(&["--acme-directory", "https://x/dir"]),
+            Some("https://ca/dir".into()),
+        )
+        .unwrap();
+        assert_eq!(s.acme_directory, "https://x/dir");
+        assert_eq!(s.nginx, NginxMode::Container(None));
+    }
+}

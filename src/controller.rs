@@ -1,0 +1,329 @@
+//! The one task that owns all state: the container inventory, the loaded templates, the last
+//! applied config. Triggers (Docker updates, template changes, certificate events, timers) only
+//! mark it dirty; [`Controller::reconcile`] recomputes everything from the inventory (level-triggered).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use crate::acme::{self, CertHandle, SkipLog};
+use crate::config::Settings;
+use crate::debounce::Debounce;
+use crate::desired::{self, Desired};
+use crate::docker::Update;
+use crate::facts::ContainerFacts;
+use crate::metrics::{Metrics, ResultLabel};
+use crate::nginx::Nginx;
+use crate::render::{RenderSettings, Renderer};
+use crate::sites::{NginxReach, Problem};
+use crate::status::{LocationStatus, ProblemStatus, SiteStatus, Status};
+
+/// Inputs the controller listens to.
+pub struct Inputs {
+    /// Docker watcher updates.
+    pub docker: mpsc::Receiver<Update>,
+    /// Template directory changed.
+    pub templates: mpsc::Receiver<()>,
+    /// Certificate files changed (issued or renewed): re-render and reload even if bytes match.
+    pub certs: mpsc::Receiver<acme::CertEvent>,
+    /// Asks the Docker watcher for a full resync.
+    pub resync: Arc<Notify>,
+    /// Becomes true on shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Owner of all reconcile state.
+pub struct Controller {
+    settings: Settings,
+    nginx: Nginx,
+    renderer: Renderer,
+    /// Running containers by id; replaced wholesale on every Docker (re)sync.
+    inventory: BTreeMap<String, ContainerFacts>,
+    /// False until Docker has been listed once: never render from an empty, unknown inventory.
+    synced: bool,
+    /// A certificate changed on disk: reload nginx even if the rendered bytes are the same.
+    force_reload: bool,
+    /// Problems already logged, so each is logged once, not on every reconcile.
+    logged_problems: BTreeSet<Problem>,
+    skip_log: SkipLog,
+    certs: Option<CertHandle>,
+    status: Arc<RwLock<Status>>,
+    metrics: Metrics,
+}
+
+impl Controller {
+    /// A controller with its collaborators; nothing runs until [`Controller::run`].
+    pub fn new(
+        settings: Settings,
+        nginx: Nginx,
+        renderer: Renderer,
+        certs: Option<CertHandle>,
+        status: Arc<RwLock<Status>>,
+        metrics: Metrics,
+    ) -> Self {
+        Controller {
+            settings,
+            nginx,
+            renderer,
+            certs,
+            status,
+            metrics,
+            inventory: BTreeMap::new(),
+            synced: false,
+            force_reload: false,
+            logged_problems: BTreeSet::new(),
+            skip_log: SkipLog::default(),
+        }
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(mut self, mut inputs: Inputs) {
+        let o = &self.settings.opts;
+        let mut debounce = Debounce::new(o.debounce, o.debounce_max);
+        let mut resync_tick =
+            tokio::time::interval_at(Instant::now() + o.resync_interval, o.resync_interval);
+        loop {
+            let deadline = debounce.deadline();
+            tokio::select! {
+                Some(u) = inputs.docker.recv() => {
+                    if self.apply_update(u) {
+                        debounce.mark(Instant::now());
+                    }
+                }
+                Some(()) = inputs.templates.recv() => {
+                    self.reload_templates();
+                    debounce.mark(Instant::now());
+                }
+                Some(ev) = inputs.certs.recv() => {
+                    if let acme::CertEvent::Installed { key } = ev {
+                        tracing::info!(domain = %key, action = "cert_installed", "certificate files changed; nginx will reload");
+                        self.force_reload = true;
+                        debounce.mark(Instant::now());
+                    }
+                }
+                _ = resync_tick.tick() => inputs.resync.notify_one(),
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    self.reconcile().await;
+                    debounce.fired(Instant::now());
+                }
+                _ = inputs.shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// Applies one Docker update to the inventory; returns whether a reconcile is needed.
+    fn apply_update(&mut self, u: Update) -> bool {
+        let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
+        match u {
+            Update::Synced(all) => {
+                self.inventory = all
+                    .into_iter()
+                    .filter(|c| c.running)
+                    .map(|c| (c.id.clone(), c))
+                    .collect();
+                self.synced = true;
+                status.docker_connected = true;
+            }
+            Update::Upsert(c) => {
+                self.metrics.docker_events.inc();
+                tracing::debug!(container = %c.name, running = c.running, action = "inspect", "container changed");
+                if c.running {
+                    self.inventory.insert(c.id.clone(), c);
+                } else if self.inventory.remove(&c.id).is_none() {
+                    return false;
+                }
+            }
+            Update::Remove(id) => {
+                self.metrics.docker_events.inc();
+                if self.inventory.remove(&id).is_none() {
+                    return false;
+                }
+            }
+            Update::Lost(_) => {
+                self.metrics.docker_reconnects.inc();
+                status.docker_connected = false;
+                return false;
+            }
+        }
+        status.containers = self.inventory.len();
+        self.metrics.containers.set(self.inventory.len() as i64);
+        true
+    }
+
+    fn reload_templates(&mut self) {
+        let Some(dir) = &self.settings.opts.template_dir else {
+            return;
+        };
+        match Renderer::from_dir(dir) {
+            Ok(r) => {
+                tracing::info!(action = "templates_loaded", dir = %dir.display(), "templates reloaded");
+                self.renderer = r;
+            }
+            Err(e) => {
+                tracing::error!(action = "templates_rejected", dir = %dir.display(), error = %e, "keeping the previous templates");
+                self.status
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .last_error = Some(e.to_string());
+                self.metrics.config_ok.set(0);
+            }
+        }
+    }
+
+    /// Where nginx runs decides which container addresses it can reach; in container mode this
+    /// also (re)locates the nginx container.
+    fn reach(&mut self) -> NginxReach {
+        let Nginx::Container(docker, _) = &self.nginx else {
+            return NginxReach::Host;
+        };
+        let wanted = self.settings.opts.nginx_container.as_deref();
+        let found = self.inventory.values().find(|c| match wanted {
+            Some(n) => c.name == n || c.id.starts_with(n),
+            None => is_nginx_labelled(c),
+        });
+        self.nginx = Nginx::Container(docker.clone(), found.map(|c| c.id.clone()));
+        match found {
+            Some(c) if c.is_host_network() => NginxReach::Host,
+            Some(c) => NginxReach::Networks(
+                c.networks
+                    .iter()
+                    .map(|(n, f)| (n.clone(), f.gateway.clone()))
+                    .collect(),
+            ),
+            None => NginxReach::Networks(BTreeMap::new()),
+        }
+    }
+
+    /// Recomputes the desired config and makes it live if it changed.
+    pub async fn reconcile(&mut self) {
+        if !self.synced {
+            return;
+        }
+        let reach = self.reach();
+        let d = desired::compute(
+            self.inventory.values(),
+            &reach,
+            &self.renderer,
+            &self.render_settings(),
+            &self.settings.opts.certs_dir,
+        );
+        self.log_problems(&d);
+        self.skip_log.report(&d.certs.skipped);
+        let text = match &d.text {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(action = "render_failed", error = %e, "render failed; the live config is unchanged");
+                self.finish(&d, "render_error", Some(e.to_string()));
+                return;
+            }
+        };
+        let force = std::mem::take(&mut self.force_reload);
+        match self
+            .nginx
+            .apply(&self.settings.opts.conf_file, text, force)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(action = "reload", sites = d.sites.sites.len(), conf = %self.settings.opts.conf_file.display(), "nginx config applied and reloaded");
+                self.metrics
+                    .reloads
+                    .get_or_create(&ResultLabel { result: "ok" })
+                    .inc();
+                self.finish(&d, "ok", None);
+            }
+            Ok(false) => self.finish(&d, "unchanged", None),
+            Err(e) => {
+                tracing::error!(action = "nginx_rejected", error = %e, "the previous config stays live");
+                self.metrics
+                    .reloads
+                    .get_or_create(&ResultLabel { result: "error" })
+                    .inc();
+                self.force_reload |= force;
+                self.finish(&d, "rejected", Some(e.to_string()));
+                return;
+            }
+        }
+        if let Some(certs) = &self.certs {
+            certs.set_wanted(d.certs.specs.clone());
+        }
+    }
+
+    fn render_settings(&self) -> RenderSettings {
+        let o = &self.settings.opts;
+        RenderSettings {
+            http_port: o.http_port,
+            https_port: o.https_port,
+            webroot: o.webroot.clone(),
+        }
+    }
+
+    fn log_problems(&mut self, d: &Desired) {
+        let now: BTreeSet<Problem> = d.sites.problems.iter().cloned().collect();
+        for p in now.difference(&self.logged_problems) {
+            tracing::warn!(container = %p.container, key = %p.key, action = "container_skipped", problem = %p.problem, "container left out or unreachable");
+        }
+        self.logged_problems = now;
+    }
+
+    /// Records the outcome in metrics and the status snapshot.
+    fn finish(&self, d: &Desired, result: &'static str, error: Option<String>) {
+        self.metrics
+            .reconciles
+            .get_or_create(&ResultLabel { result })
+            .inc();
+        self.metrics.sites.set(d.sites.sites.len() as i64);
+        self.metrics.problems.set(d.sites.problems.len() as i64);
+        self.metrics.config_ok.set(i64::from(error.is_none()));
+        let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
+        if error.is_none() {
+            st.ready = true;
+            st.last_applied = Some(time::OffsetDateTime::now_utc().unix_timestamp());
+            st.sites = site_status(d);
+        }
+        st.last_error = error;
+        st.problems = d
+            .sites
+            .problems
+            .iter()
+            .map(|p| ProblemStatus {
+                container: p.container.clone(),
+                key: p.key.clone(),
+                problem: p.problem.clone(),
+            })
+            .collect();
+        st.skipped_certificates = d
+            .certs
+            .skipped
+            .iter()
+            .map(|s| format!("{} ({}): {}", s.name, s.container, s.reason))
+            .collect();
+    }
+}
+
+/// True for the container marked as nginx (`vhostd.nginx=true`, or nginx-proxy's label).
+pub fn is_nginx_labelled(c: &ContainerFacts) -> bool {
+    c.labels.get("vhostd.nginx").is_some_and(|v| v == "true")
+        || c.labels.contains_key("com.github.nginx-proxy.nginx")
+}
+
+fn site_status(d: &Desired) -> Vec<SiteStatus> {
+    d.sites
+        .sites
+        .values()
+        .map(|s| SiteStatus {
+            host: s.host.to_string(),
+            https: d.https.contains_key(&s.host),
+            locations: s
+                .locations
+                .values()
+                .map(|l| LocationStatus {
+                    path: l.path.to_string(),
+                    servers: l.servers.clone(),
+                    containers: l.containers.clone(),
+                })
+                .collect(),
+        })
+        .collect()
+}

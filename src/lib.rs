@@ -1,0 +1,28 @@
+//! vhostd: Docker labels → nginx virtual hosts, with ACME certificates, in one daemon.
+//!
+//! # Layout
+//! - pure core: [`host`], [`labels`], [`sites`], [`render`], [`desired`] (plus `acme`'s
+//!   plan, schedule and backoff);
+//! - I/O shell: [`docker`], [`nginx`], [`acme`], [`admin`], [`fsutil`];
+//! - [`controller`]: the one task that owns state and reconciles.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod acme;
+pub mod admin;
+pub mod app;
+pub mod backoff;
+pub mod config;
+pub mod controller;
+pub mod debounce;
+pub mod desired;
+pub mod docker;
+pub mod facts;
+pub mod fsutil;
+pub mod host;
+pub mod labels;
+pub mod metrics;
+pub mod nginx;
+pub mod render;
+pub mod sites;
+pub mod status;

@@ -1,0 +1,170 @@
+//! vhostd's entry point: parse flags, set up logging, run the chosen subcommand.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+use vhostd::config::{Cli, Command, LogFormat, Opts, Settings};
+use vhostd::{admin, app};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.command.opts().log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vhostd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vhostd: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("VHOSTD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().flatten_event(true).init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+fn settings(opts: &Opts) -> anyhow::Result<Settings> {
+    Ok(Settings::from_opts(
+        opts.clone(),
+        std::env::var("ACME_CA_URI").ok(),
+    )?)
+}
+
+async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
+    match &cmd {
+        Command::Run(o) => {
+            let s = settings(o)?;
+            let (tx, rx) = watch::channel(false);
+            let mut term =
+                signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+            let mut int =
+                signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!(action = "signal", signal = "TERM", "shutting down"),
+                    _ = int.recv() => tracing::info!(action = "signal", signal = "INT", "shutting down"),
+                }
+                let _ = tx.send(true);
+            });
+            app::run(s, rx).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Render(o) => {
+            print!("{}", app::render_once(&settings(o)?).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(o) => {
+            let (code, body) = admin::request(o.admin_addr, "GET", "/status").await?;
+            print_status(&body)?;
+            Ok(if code == 200 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Renew { domain, opts } => {
+            let (code, body) =
+                admin::request(opts.admin_addr, "POST", &format!("/renew/{domain}")).await?;
+            print!("{body}");
+            Ok(if code == 202 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Health(o) => {
+            let (code, body) = admin::request(o.admin_addr, "GET", "/healthz").await?;
+            print!("{body}");
+            Ok(if code == 200 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+/// Prints `/status` as a table: sites and upstreams, certificates, problems.
+fn print_status(body: &str) -> anyhow::Result<()> {
+    let st: vhostd::status::Status =
+        serde_json::from_str(body).context("the daemon's /status answer is not JSON")?;
+    println!(
+        "ready: {}   docker: {}   containers: {}",
+        st.ready,
+        if st.docker_connected {
+            "connected"
+        } else {
+            "DISCONNECTED"
+        },
+        st.containers
+    );
+    if let Some(e) = &st.last_error {
+        println!("last error: {e}");
+    }
+    println!("\n{:<40} {:<6} {:<16} UPSTREAMS", "SITE", "HTTPS", "PATH");
+    for s in &st.sites {
+        for l in &s.locations {
+            let servers = if l.servers.is_empty() {
+                "(none: 503)".to_string()
+            } else {
+                l.servers.join(" ")
+            };
+            println!(
+                "{:<40} {:<6} {:<16} {}",
+                s.host,
+                if s.https { "yes" } else { "no" },
+                l.path,
+                servers
+            );
+        }
+    }
+    if !st.certificates.is_empty() {
+        println!("\nCERTIFICATES");
+        for c in &st.certificates {
+            let f = |k: &str| {
+                c.get(k)
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+                    .unwrap_or_default()
+            };
+            println!(
+                "{:<40} state={} not_after={} next_renewal={} last_error={}",
+                f("key"),
+                f("state"),
+                f("not_after"),
+                f("next_renewal"),
+                f("last_error")
+            );
+        }
+    }
+    for p in &st.problems {
+        println!(
+            "PROBLEM container={} key={}: {}",
+            p.container, p.key, p.problem
+        );
+    }
+    for s in &st.skipped_certificates {
+        println!("NO CERTIFICATE {s}");
+    }
+    Ok(())
+}

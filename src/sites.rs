@@ -1,0 +1,334 @@
+//! Pure: every running container's facts → the sites nginx should serve (hosts, locations,
+//! upstream servers), plus the problems found, each naming its container and key.
+//!
+//! Deterministic: containers are taken in name order, servers sorted, so the same inventory
+//! always yields the same sites and the same rendered bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::facts::{ContainerFacts, Health};
+use crate::host::HostName;
+use crate::labels::{self, Hsts, HttpsMethod, Proto, Routes, UrlPath};
+
+/// What nginx can reach, decided by where it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NginxReach {
+    /// nginx runs on the host (local process or `--network host` container): every container IP,
+    /// and host-network containers on 127.0.0.1.
+    Host,
+    /// nginx is a container on these networks (name → its gateway, for host-network backends).
+    Networks(BTreeMap<String, String>),
+}
+
+/// One problem with one container; the container is left out (bad value) or unreachable.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Problem {
+    /// Container name.
+    pub container: String,
+    /// The label/env key at fault (or `network`).
+    pub key: String,
+    /// What is wrong and what to do.
+    pub problem: String,
+}
+
+/// One location of a site: a path prefix and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    /// Path prefix.
+    pub path: UrlPath,
+    /// Upstream protocol.
+    pub proto: Proto,
+    /// Rewrite target, if any.
+    pub dest: Option<UrlPath>,
+    /// nginx upstream name (unique, stable).
+    pub upstream: String,
+    /// `ip:port` of every reachable, healthy container, sorted; empty → nginx answers 503.
+    pub servers: Vec<String>,
+    /// Containers serving it (names, sorted), for status.
+    pub containers: Vec<String>,
+}
+
+/// One virtual host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Site {
+    /// The host name.
+    pub host: HostName,
+    /// HTTPS_METHOD (first container by name wins).
+    pub https_method: HttpsMethod,
+    /// HSTS value (first container by name wins).
+    pub hsts: Hsts,
+    /// Locations by path.
+    pub locations: BTreeMap<UrlPath, Location>,
+}
+
+/// The whole desired state derived from the inventory.
+#[derive(Debug, Clone, Default)]
+pub struct Sites {
+    /// Sites by host.
+    pub sites: BTreeMap<HostName, Site>,
+    /// Accepted containers' routes, in container-name order (input for certificates).
+    pub routes: Vec<(String, Routes)>,
+    /// Problems, in container-name order.
+    pub problems: Vec<Problem>,
+}
+
+/// Builds the sites from every container in the inventory.
+pub fn build<'a>(
+    containers: impl IntoIterator<Item = &'a ContainerFacts>,
+    reach: &NginxReach,
+) -> Sites {
+    let mut sorted: Vec<&ContainerFacts> = containers.into_iter().filter(|c| c.running).collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    let mut out = Sites::default();
+    for c in sorted {
+        let routes = match labels::parse(c) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(errs) => {
+                out.problems.extend(errs.into_iter().map(|e| Problem {
+                    container: c.name.clone(),
+                    key: e.key.into(),
+                    problem: e.problem,
+                }));
+                continue;
+            }
+        };
+        let server = match address(c, &routes, reach) {
+            Ok(addr) => (c.health.is_none() || c.health == Some(Health::Healthy)).then_some(addr),
+            Err(p) => {
+                out.problems.push(Problem {
+                    container: c.name.clone(),
+                    key: "VIRTUAL_NETWORK".into(),
+                    problem: p,
+                });
+                None
+            }
+        };
+        for host in &routes.hosts {
+            add_route(&mut out, c, host, &routes, server.as_deref());
+        }
+        out.routes.push((c.name.clone(), routes));
+    }
+    out
+}
+
+fn add_route(
+    out: &mut Sites,
+    c: &ContainerFacts,
+    host: &HostName,
+    r: &Routes,
+    server: Option<&str>,
+) {
+    let site = out.sites.entry(host.clone()).or_insert_with(|| Site {
+        host: host.clone(),
+        https_method: r.https_method,
+        hsts: r.hsts.clone(),
+        locations: BTreeMap::new(),
+    });
+    let loc = site
+        .locations
+        .entry(r.path.clone())
+        .or_insert_with(|| Location {
+            path: r.path.clone(),
+            proto: r.proto,
+            dest: r.dest.clone(),
+            upstream: upstream_name(host, &r.path),
+            servers: Vec::new(),
+            containers: Vec::new(),
+        });
+    if loc.proto != r.proto || loc.dest != r.dest {
+        out.problems.push(Problem {
+            container: c.name.clone(),
+            key: "VIRTUAL_PROTO".into(),
+            problem: format!("{host}{} is already served with another VIRTUAL_PROTO/VIRTUAL_DEST by {}; this container is not added", r.path, loc.containers.join(",")),
+        });
+        return;
+    }
+    loc.containers.push(c.name.clone());
+    if let Some(s) = server {
+        let set: BTreeSet<String> = loc.servers.drain(..).chain([s.to_string()]).collect();
+        loc.servers = set.into_iter().collect();
+    }
+}
+
+/// Where nginx reaches this container, or why it can't.
+fn address(c: &ContainerFacts, r: &Routes, reach: &NginxReach) -> Result<String, String> {
+    let port = r.port;
+    if c.is_host_network() {
+        return match reach {
+            NginxReach::Host => Ok(format!("127.0.0.1:{port}")),
+            NginxReach::Networks(nets) => nets
+                .values()
+                .find(|g| !g.is_empty())
+                .map(|g| format!("{g}:{port}"))
+                .ok_or_else(|| {
+                    "host-network container, but nginx's networks have no gateway to reach the host"
+                        .into()
+                }),
+        };
+    }
+    let reachable = |name: &str| match reach {
+        NginxReach::Host => true,
+        NginxReach::Networks(n) => n.contains_key(name),
+    };
+    let with_ip = |name: &str| {
+        c.networks
+            .get(name)
+            .filter(|n| !n.ip.is_empty())
+            .map(|n| format!("{}:{port}", n.ip))
+    };
+    if let Some(want) = &r.network {
+        if !c.networks.contains_key(want) {
+            return Err(format!(
+                "VIRTUAL_NETWORK={want} but the container is not attached to it (attached: {})",
+                names(c)
+            ));
+        }
+        if !reachable(want) {
+            return Err(format!(
+                "VIRTUAL_NETWORK={want} is not a network nginx is attached to"
+            ));
+        }
+        return with_ip(want).ok_or_else(|| format!("the container has no IPv4 address on {want}"));
+    }
+    c.networks
+        .keys()
+        .filter(|n| reachable(n))
+        .find_map(|n| with_ip(n))
+        .ok_or_else(|| format!("no network shared with nginx has an address for it (attached: {}); connect nginx to one or set VIRTUAL_NETWORK", names(c)))
+}
+
+fn names(c: &ContainerFacts) -> String {
+    if c.networks.is_empty() {
+        "none".into()
+    } else {
+        c.networks.keys().cloned().collect::<Vec<_>>().join(",")
+    }
+}
+
+/// A stable nginx upstream name: readable host part plus a hash of host and path, so that
+/// wildcards and distinct paths never collide.
+pub fn upstream_name(host: &HostName, path: &UrlPath) -> String {
+    let readable: String = host
+        .as_str()
+        .chars()
+        .map(|c| if c == '*' { '_' } else { c })
+        .collect();
+    let key = format!("{host}{path}");
+    format!("{readable}-{:08x}", fnv1a(key.as_bytes()) as u32)
+}
+
+/// FNV-1a: a tiny stable hash (std's hasher may change between Rust releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::NetworkFacts;
+
+    fn c(name: &str, labels: &[(&str, &str)], nets: &[(&str, &str)]) -> ContainerFacts {
+        ContainerFacts {
+            id: format!("id-{name}"),
+            name: name.into(),
+            running: true,
+            health: None,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            env: Default::default(),
+            exposed_ports: vec![],
+            network_mode: if nets.is_empty() {
+                "host".into()
+            } else {
+                "bridge".into()
+            },
+            networks: nets
+                .iter()
+                .map(|(n, ip)| {
+                    (
+                        n.to_string(),
+                        NetworkFacts {
+                            ip: ip.to_string(),
+                            gateway: "172.18.0.1".into(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn load_balances_and_picks_networks_deterministically() {
+        let a = c(
+            "a",
+            &[("VIRTUAL_HOST", "x.com")],
+            &[("zeta", "172.20.0.2"), ("alpha", "172.19.0.2")],
+        );
+        let b = c(
+            "b",
+            &[("VIRTUAL_HOST", "x.com"), ("VIRTUAL_PORT", "8080")],
+            &[],
+        );
+        let s = build([&b, &a], &NginxReach::Host);
+        let loc = &s.sites[&HostName::parse("x.com").unwrap()].locations[&UrlPath::root()];
+        assert_eq!(loc.servers, ["127.0.0.1:8080", "172.19.0.2:80"]);
+        assert_eq!(loc.containers, ["a", "b"]);
+    }
+
+    #[test]
+    fn networks_shared_with_nginx_and_virtual_network() {
+        let reach = NginxReach::Networks([("zeta".to_string(), "172.20.0.1".to_string())].into());
+        let a = c(
+            "a",
+            &[("VIRTUAL_HOST", "x.com")],
+            &[("zeta", "172.20.0.2"), ("alpha", "172.19.0.2")],
+        );
+        let b = c(
+            "b",
+            &[("VIRTUAL_HOST", "y.com"), ("VIRTUAL_NETWORK", "alpha")],
+            &[("alpha", "172.19.0.3")],
+        );
+        let s = build([&a, &b], &reach);
+        assert_eq!(
+            s.sites[&HostName::parse("x.com").unwrap()].locations[&UrlPath::root()].servers,
+            ["172.20.0.2:80"]
+        );
+        let y = &s.sites[&HostName::parse("y.com").unwrap()].locations[&UrlPath::root()];
+        assert!(
+            y.servers.is_empty(),
+            "unreachable → no server, host still present"
+        );
+        assert_eq!(s.problems[0].container, "b");
+    }
+
+    #[test]
+    fn unhealthy_and_stopped_containers_serve_nothing() {
+        let mut a = c("a", &[("VIRTUAL_HOST", "x.com")], &[]);
+        a.health = Some(Health::Starting);
+        let mut b = c("b", &[("VIRTUAL_HOST", "y.com")], &[]);
+        b.running = false;
+        let s = build([&a, &b], &NginxReach::Host);
+        assert!(
+            s.sites[&HostName::parse("x.com").unwrap()].locations[&UrlPath::root()]
+                .servers
+                .is_empty()
+        );
+        assert!(!s.sites.contains_key(&HostName::parse("y.com").unwrap()));
+    }
+
+    #[test]
+    fn upstream_names_are_distinct_and_safe() {
+        let p = UrlPath::root();
+        let a = upstream_name(&HostName::parse("*.a.com").unwrap(), &p);
+        let b = upstream_name(&HostName::parse("_.a.com").unwrap(), &p);
+        assert_ne!(a, b);
+        assert!(a.starts_with("_.a.com-"));
+    }
+}

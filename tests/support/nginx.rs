@@ -1,0 +1,69 @@
+//! A real nginx per test: its own prefix, pid file, ports and conf.d, started and stopped by PID.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::{free_port, running, stop_pid, wait_for};
+
+/// A running nginx.
+pub struct Nginx {
+    /// Its prefix directory (config, logs, temp files).
+    pub dir: PathBuf,
+    /// HTTP port.
+    pub http_port: u16,
+    /// HTTPS port.
+    pub https_port: u16,
+}
+
+impl Nginx {
+    /// Starts nginx in `dir/nginx`, including `dir/nginx/conf.d/*.conf`.
+    pub fn start(dir: &Path) -> Nginx {
+        let n = dir.join("nginx");
+        std::fs::create_dir_all(n.join("conf.d")).unwrap();
+        std::fs::create_dir_all(n.join("tmp")).unwrap();
+        let conf = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log notice;\nevents {{ worker_connections 256; }}\n\
+             http {{\n  include /etc/nginx/mime.types;\n  access_log {d}/access.log;\n  client_body_temp_path {d}/tmp/body;\n  \
+             proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  \
+             scgi_temp_path {d}/tmp/scgi;\n  include {d}/conf.d/*.conf;\n}}\n",
+            d = n.display()
+        );
+        std::fs::write(n.join("nginx.conf"), conf).unwrap();
+        let ngx = Nginx { dir: n, http_port: free_port(), https_port: free_port() };
+        let st = Command::new("nginx").args(ngx.args()).status().expect("nginx is installed (scripts/test installs it)");
+        assert!(st.success(), "nginx failed to start; see {}/error.log", ngx.dir.display());
+        wait_for(Duration::from_secs(10), "nginx pid file", || ngx.pid());
+        ngx
+    }
+
+    /// `-e -p -c` arguments for this instance.
+    pub fn args(&self) -> Vec<String> {
+        let d = self.dir.display();
+        vec!["-e".into(), format!("{d}/error.log"), "-p".into(), format!("{d}"), "-c".into(), format!("{d}/nginx.conf")]
+    }
+
+    /// The `--nginx-cmd` value for vhostd.
+    pub fn cmd(&self) -> String {
+        format!("nginx {}", self.args().join(" "))
+    }
+
+    /// vhostd's config file inside conf.d.
+    pub fn conf_file(&self) -> PathBuf {
+        self.dir.join("conf.d/vhostd.conf")
+    }
+
+    /// The master's pid, once running.
+    pub fn pid(&self) -> Option<u32> {
+        let p: u32 = std::fs::read_to_string(self.dir.join("nginx.pid")).ok()?.trim().parse().ok()?;
+        running(p).then_some(p)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(p) = self.pid() {
+            stop_pid(p);
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The real `vhostd` binary, started as a user would, with DESIGN.md's flags.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::nginx::Nginx;
+use super::{free_port, http_get, wait_for};
+
+/// A running `vhostd run`.
+pub struct Vhostd {
+    child: Child,
+    /// Admin port on 127.0.0.1.
+    pub admin_port: u16,
+    /// Its log file.
+    pub log: PathBuf,
+    /// Its certs dir.
+    pub certs_dir: PathBuf,
+    /// Its webroot.
+    pub webroot: PathBuf,
+}
+
+/// The flags every test passes: Docker, nginx (local mode), files under `dir`.
+pub fn base_args(dir: &Path, docker_host: &str, nginx: &Nginx, admin_port: u16) -> Vec<String> {
+    [
+        "--docker-host", docker_host,
+        "--conf-file", &nginx.conf_file().display().to_string(),
+        "--webroot", &dir.join("www").display().to_string(),
+        "--certs-dir", &dir.join("certs").display().to_string(),
+        "--nginx-cmd", &nginx.cmd(),
+        "--http-port", &nginx.http_port.to_string(),
+        "--https-port", &nginx.https_port.to_string(),
+        "--admin-addr", &format!("127.0.0.1:{admin_port}"),
+        "--resync-interval", "5s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The built binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vhostd")
+}
+
+impl Vhostd {
+    /// Starts `vhostd run` with the base flags plus `extra`, logging to `dir/vhostd.log`.
+    pub fn start(dir: &Path, docker_host: &str, nginx: &Nginx, extra: &[&str]) -> Vhostd {
+        let admin_port = free_port();
+        let mut args = vec!["run".to_string()];
+        args.extend(base_args(dir, docker_host, nginx, admin_port));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = dir.join(format!("vhostd-{admin_port}.log"));
+        let child = Command::new(bin())
+            .args(&args)
+            .env("VHOSTD_LOG", "vhostd=debug,info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .expect("start vhostd");
+        Vhostd { child, admin_port, log, certs_dir: dir.join("certs"), webroot: dir.join("www") }
+    }
+
+    /// Waits until `/readyz` answers 200 (the first config is live).
+    pub fn wait_ready(&self) {
+        wait_for(Duration::from_secs(30), "vhostd /readyz", || (http_get(self.admin_port, "127.0.0.1", "/readyz").status == 200).then_some(()));
+    }
+
+    /// `/status` as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let a = http_get(self.admin_port, "127.0.0.1", "/status");
+        serde_json::from_str(&a.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it.
+    pub fn stop(mut self) {
+        super::stop_pid(self.child.id());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Vhostd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
