@@ -297,6 +297,7 @@ impl Controller {
             .certs
             .skipped
             .iter()
+            .filter(|s| !matches!(s.reason, acme::SkipReason::Covered { .. }))
             .map(|s| format!("{} ({}): {}", s.name, s.container, s.reason))
             .collect();
     }

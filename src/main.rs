@@ -1,5 +1,6 @@
 //! vhostd's entry point: parse flags, set up logging, run the chosen subcommand.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -37,6 +38,7 @@ fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("VHOSTD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => b.json().flatten_event(true).init(),

@@ -5,6 +5,7 @@
 
 pub mod docker;
 pub mod nginx;
+pub mod pebble;
 pub mod vhostd;
 
 use std::io::{Read, Write};
@@ -17,9 +18,22 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released; tests use distinct ones).
+/// A free TCP port on 127.0.0.1, never handed out twice in this process: parallel tests start
+/// containers some time after choosing their port, so "bind :0 and release" alone could repeat.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, 20000 + (std::process::id() % 400) as u16 * 50, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::SeqCst);
+        if p < 20000 {
+            NEXT.store(20000, Ordering::SeqCst);
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `limit`.
