@@ -11,7 +11,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 use vhostd::acme::certinfo::CertInfo;
-use vhostd::acme::{self, AcmeError, AcmeSettings, CertEvent, CertHandle, CertSpec, CertStatus, KeyType};
+use vhostd::acme::{
+    self, AcmeError, AcmeSettings, CertEvent, CertHandle, CertSpec, CertStatus, KeyType,
+};
 use vhostd::host::HostName;
 
 use support::nginx::Nginx;
@@ -19,7 +21,6 @@ use support::pebble::{Pebble, PebbleOpts};
 
 /// nginx serving the challenge webroot + Pebble validating against it.
 struct Env {
-    dir: PathBuf,
     webroot: PathBuf,
     certs: PathBuf,
     nginx: Nginx,
@@ -40,17 +41,33 @@ impl Env {
             www = webroot.display()
         );
         std::fs::write(nginx.dir.join("conf.d/acme.conf"), conf).unwrap();
-        let st = Command::new("nginx").args(nginx.args()).args(["-s", "reload"]).status().unwrap();
+        let st = Command::new("nginx")
+            .args(nginx.args())
+            .args(["-s", "reload"])
+            .status()
+            .unwrap();
         assert!(st.success(), "nginx reload");
         let ready = webroot.join("ready.test/.well-known/acme-challenge/ready");
         std::fs::create_dir_all(ready.parent().unwrap()).unwrap();
         support::make_traversable(ready.parent().unwrap());
         std::fs::write(&ready, "ok").unwrap();
         support::wait_for(Duration::from_secs(10), "nginx serving the webroot", || {
-            (support::http_get(nginx.http_port, "ready.test", "/.well-known/acme-challenge/ready").body == "ok").then_some(())
+            (support::http_get(
+                nginx.http_port,
+                "ready.test",
+                "/.well-known/acme-challenge/ready",
+            )
+            .body
+                == "ok")
+                .then_some(())
         });
         let pebble = Pebble::start(&dir, nginx.http_port, opts);
-        Env { certs: dir.join("certs"), dir, webroot, nginx, pebble }
+        Env {
+            certs: dir.join("certs"),
+            webroot,
+            nginx,
+            pebble,
+        }
     }
 
     fn settings(&self) -> AcmeSettings {
@@ -76,31 +93,56 @@ struct Task {
 }
 
 fn spawn(settings: AcmeSettings) -> Task {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("vhostd=debug")
+        .try_init();
     let (tx, events) = mpsc::channel(16);
     let (stop, stop_rx) = watch::channel(false);
-    Task { handle: acme::spawn(settings, tx, stop_rx), events, _stop: stop }
+    Task {
+        handle: acme::spawn(settings, tx, stop_rx),
+        events,
+        _stop: stop,
+    }
 }
 
 fn spec(names: &[&str]) -> CertSpec {
     let names: Vec<HostName> = names.iter().map(|n| HostName::parse(n).unwrap()).collect();
-    CertSpec { key: names[0].clone(), names, email: None, profile: None, container: "app".into() }
+    CertSpec {
+        key: names[0].clone(),
+        names,
+        email: None,
+        profile: None,
+        container: "app".into(),
+    }
 }
 
 /// Waits (bounded) until the status of `key` satisfies `pred`; panics with the last status.
-async fn wait_status(h: &CertHandle, key: &str, limit: Duration, pred: impl Fn(&CertStatus) -> bool) -> CertStatus {
+async fn wait_status(
+    h: &CertHandle,
+    key: &str,
+    limit: Duration,
+    pred: impl Fn(&CertStatus) -> bool,
+) -> CertStatus {
     let end = tokio::time::Instant::now() + limit;
     loop {
         let st = h.status().into_iter().find(|s| s.key == key);
         if let Some(s) = st.as_ref().filter(|s| pred(s)) {
             return s.clone();
         }
-        assert!(tokio::time::Instant::now() < end, "timed out after {limit:?} waiting on {key}; last status: {st:#?}");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out after {limit:?} waiting on {key}; last status: {st:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn next_event(rx: &mut mpsc::Receiver<CertEvent>) -> CertEvent {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("a CertEvent within 10 s").expect("channel open")
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a CertEvent within 10 s")
+        .expect("channel open")
 }
 
 fn mode(p: &Path) -> u32 {
@@ -109,7 +151,9 @@ fn mode(p: &Path) -> u32 {
 
 fn serial_on_disk(certs: &Path, key: &str) -> String {
     let paths = acme::live_paths(certs, &HostName::parse(key).unwrap());
-    CertInfo::from_pem(&std::fs::read(paths.cert).unwrap()).unwrap().serial
+    CertInfo::from_pem(&std::fs::read(paths.cert).unwrap())
+        .unwrap()
+        .serial
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,13 +164,25 @@ async fn issues_san_certificate_then_restart_does_not_order_again() {
     let mut t = spawn(env.settings());
     t.handle.set_wanted(vec![wanted.clone()]);
 
-    let st = wait_status(&t.handle, key, Duration::from_secs(60), |s| s.state == "valid").await;
-    assert_eq!(next_event(&mut t.events).await, CertEvent::Installed { key: wanted.key.clone() });
+    let st = wait_status(&t.handle, key, Duration::from_secs(60), |s| {
+        s.state == "valid"
+    })
+    .await;
+    assert_eq!(
+        next_event(&mut t.events).await,
+        CertEvent::Installed {
+            key: wanted.key.clone()
+        }
+    );
     let live = acme::live_paths(&env.certs, &wanted.key);
     assert!(live.is_installed());
     let info = CertInfo::from_pem(&std::fs::read(&live.fullchain).unwrap()).unwrap();
     assert_eq!(info.sans, [key, "www.app.vhostd.test"]);
-    assert!(info.issuer.contains("Pebble Intermediate"), "issuer {}", info.issuer);
+    assert!(
+        info.issuer.contains("Pebble Intermediate"),
+        "issuer {}",
+        info.issuer
+    );
     assert_eq!(st.serial.as_deref(), Some(info.serial.as_str()));
     assert_eq!(mode(&live.privkey), 0o600, "private key must be 0600");
     let verify = Command::new("openssl")
@@ -137,11 +193,24 @@ async fn issues_san_certificate_then_restart_does_not_order_again() {
         .arg(&live.cert)
         .output()
         .unwrap();
-    assert!(verify.status.success(), "chain must verify to Pebble's root: {}", String::from_utf8_lossy(&verify.stderr));
-    let accounts: Vec<_> = std::fs::read_dir(env.certs.join("vhostd/accounts")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(
+        verify.status.success(),
+        "chain must verify to Pebble's root: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let accounts: Vec<_> = std::fs::read_dir(env.certs.join("vhostd/accounts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(accounts.len(), 1);
-    assert_eq!(mode(&accounts[0]), 0o600, "account credentials must be 0600");
-    let left = std::fs::read_dir(env.webroot.join(key).join(".well-known/acme-challenge")).unwrap().count();
+    assert_eq!(
+        mode(&accounts[0]),
+        0o600,
+        "account credentials must be 0600"
+    );
+    let left = std::fs::read_dir(env.webroot.join(key).join(".well-known/acme-challenge"))
+        .unwrap()
+        .count();
     assert_eq!(left, 0, "token and probe files are removed");
     assert_eq!(env.pebble.order_count(), 1);
 
@@ -152,20 +221,40 @@ async fn issues_san_certificate_then_restart_does_not_order_again() {
     let st = wait_status(&t.handle, key, Duration::from_secs(5), |_| true).await;
     assert_eq!(st.state, "valid", "{st:#?}");
     assert_eq!(st.serial.as_deref(), Some(info.serial.as_str()));
-    assert!(st.next_renewal.unwrap() > OffsetDateTime::now_utc() + time::Duration::days(365), "5-year Pebble cert: {st:#?}");
+    assert!(
+        st.next_renewal.unwrap() > OffsetDateTime::now_utc() + time::Duration::days(365),
+        "5-year Pebble cert: {st:#?}"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(env.pebble.order_count(), 1, "no second order after a restart");
+    assert_eq!(
+        env.pebble.order_count(),
+        1,
+        "no second order after a restart"
+    );
     assert!(t.events.try_recv().is_err(), "no event: nothing changed");
     assert_eq!(serial_on_disk(&env.certs, key), info.serial);
 
     // An admin's renew-now orders at once, with the stored account (no new registration).
     t.handle.renew_now(key).await.expect("renew now");
-    assert_eq!(next_event(&mut t.events).await, CertEvent::Installed { key: wanted.key.clone() });
+    assert_eq!(
+        next_event(&mut t.events).await,
+        CertEvent::Installed {
+            key: wanted.key.clone()
+        }
+    );
     assert_ne!(serial_on_disk(&env.certs, key), info.serial);
     assert_eq!(env.pebble.order_count(), 2);
-    let registrations = env.pebble.log().lines().filter(|l| l.contains("accounts in memory")).count();
+    let registrations = env
+        .pebble
+        .log()
+        .lines()
+        .filter(|l| l.contains("accounts in memory"))
+        .count();
     assert_eq!(registrations, 1, "the account is reused across restarts");
-    assert!(matches!(t.handle.renew_now("other.vhostd.test").await, Err(AcmeError::NotWanted { .. })));
+    assert!(matches!(
+        t.handle.renew_now("other.vhostd.test").await,
+        Err(AcmeError::NotWanted { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,34 +265,78 @@ async fn failing_self_check_places_no_order() {
     settings.self_check = ([127, 0, 0, 1], support::free_port()).into(); // nothing listens there
     let t = spawn(settings);
     t.handle.set_wanted(vec![spec(&[key])]);
-    let st = wait_status(&t.handle, key, Duration::from_secs(20), |s| s.state == "self-check failed").await;
+    let st = wait_status(&t.handle, key, Duration::from_secs(20), |s| {
+        s.state == "self-check failed"
+    })
+    .await;
     let err = st.last_error.clone().unwrap_or_default();
-    assert!(err.contains("self-check for broken.vhostd.test failed") && err.contains("refused"), "{err}");
+    assert!(
+        err.contains("self-check for broken.vhostd.test failed") && err.contains("refused"),
+        "{err}"
+    );
     assert_eq!(st.attempts, 0, "a self-check failure is not a CA failure");
     assert!(st.next_attempt.is_some());
-    assert_eq!(env.pebble.order_count(), 0, "no order while the self-check fails");
+    assert_eq!(
+        env.pebble.order_count(),
+        0,
+        "no order while the self-check fails"
+    );
     assert!(!acme::live_paths(&env.certs, &HostName::parse(key).unwrap()).is_installed());
-    let state = std::fs::read_to_string(env.certs.join("vhostd/certs/broken.vhostd.test.json")).unwrap();
-    assert!(state.contains("\"self_check_failures\": 1"), "persisted: {state}");
-    let _ = &env.dir;
+    let state =
+        std::fs::read_to_string(env.certs.join("vhostd/certs/broken.vhostd.test.json")).unwrap();
+    assert!(
+        state.contains("\"self_check_failures\": 1"),
+        "persisted: {state}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_certificate_is_renewed_before_expiry() {
-    let env = Env::start("acme_short_lived", PebbleOpts { validity_secs: Some(40) });
+    let env = Env::start(
+        "acme_short_lived",
+        PebbleOpts {
+            validity_secs: Some(40),
+        },
+    );
     let key = "short.vhostd.test";
     let mut t = spawn(env.settings());
     t.handle.set_wanted(vec![spec(&[key])]);
-    let first = wait_status(&t.handle, key, Duration::from_secs(60), |s| s.state == "valid").await;
-    assert_eq!(next_event(&mut t.events).await, CertEvent::Installed { key: HostName::parse(key).unwrap() });
+    let first = wait_status(&t.handle, key, Duration::from_secs(60), |s| {
+        s.state == "valid"
+    })
+    .await;
+    assert_eq!(
+        next_event(&mut t.events).await,
+        CertEvent::Installed {
+            key: HostName::parse(key).unwrap()
+        }
+    );
     let (nb, na) = (first.not_before.unwrap(), first.not_after.unwrap());
-    assert!(na - nb <= time::Duration::seconds(41), "Pebble issued a short certificate: {first:#?}");
-    assert_eq!(first.next_renewal, Some(nb + (na - nb) / 2), "half the lifetime for short certificates");
-    let renewed = wait_status(&t.handle, key, Duration::from_secs(60), |s| s.serial != first.serial && s.state == "valid").await;
+    assert!(
+        na - nb <= time::Duration::seconds(41),
+        "Pebble issued a short certificate: {first:#?}"
+    );
+    assert_eq!(
+        first.next_renewal,
+        Some(nb + (na - nb) / 2),
+        "half the lifetime for short certificates"
+    );
+    let renewed = wait_status(&t.handle, key, Duration::from_secs(60), |s| {
+        s.serial != first.serial && s.state == "valid"
+    })
+    .await;
     let now = OffsetDateTime::now_utc();
-    assert!(now < na, "renewed before the first certificate expired ({now} vs {na})");
+    assert!(
+        now < na,
+        "renewed before the first certificate expired ({now} vs {na})"
+    );
     assert!(renewed.not_after.unwrap() > na);
-    assert_eq!(next_event(&mut t.events).await, CertEvent::Installed { key: HostName::parse(key).unwrap() });
+    assert_eq!(
+        next_event(&mut t.events).await,
+        CertEvent::Installed {
+            key: HostName::parse(key).unwrap()
+        }
+    );
     assert_eq!(serial_on_disk(&env.certs, key), renewed.serial.unwrap());
 }
 
@@ -215,11 +348,23 @@ async fn unreachable_ca_backs_off_and_keeps_running() {
     settings.directory = format!("https://127.0.0.1:{}/dir", support::free_port());
     let t = spawn(settings);
     t.handle.set_wanted(vec![spec(&[key])]);
-    let st = wait_status(&t.handle, key, Duration::from_secs(20), |s| s.state == "backoff").await;
+    let st = wait_status(&t.handle, key, Duration::from_secs(20), |s| {
+        s.state == "backoff"
+    })
+    .await;
     assert_eq!(st.attempts, 1);
-    assert!(st.last_error.as_deref().unwrap_or("").contains("ACME account"), "{st:#?}");
+    assert!(
+        st.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("ACME account"),
+        "{st:#?}"
+    );
     let wait = st.next_attempt.unwrap() - OffsetDateTime::now_utc();
-    assert!(wait > time::Duration::seconds(30) && wait <= time::Duration::seconds(60), "first backoff step is 1 min: {wait}");
+    assert!(
+        wait > time::Duration::seconds(30) && wait <= time::Duration::seconds(60),
+        "first backoff step is 1 min: {wait}"
+    );
     // The task is alive and answers; an explicit renew fails with the CA error, not "stopped".
     let e = t.handle.renew_now(key).await.unwrap_err();
     assert!(matches!(e, AcmeError::Account { .. }), "{e}");

@@ -64,7 +64,7 @@ impl Accounts {
         let err = |source| AcmeError::Account {
             domain: domain.to_string(),
             directory: directory.clone(),
-            source,
+            source: Box::new(source),
         };
         let builder = self.builder().map_err(err)?;
         if let Some(creds) = self.store.load_account(&directory, contact) {

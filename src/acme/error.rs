@@ -23,8 +23,9 @@ pub enum AcmeError {
     },
     /// The ACME account could not be created or restored (CA unreachable, TLS trust, EAB).
     #[error(
-        "ACME account at {directory} for {domain}: {source}; check --acme-directory, network \
-         access to the CA and --acme-ca-bundle (retrying with backoff)"
+        "ACME account at {directory} for {domain}: {}; check --acme-directory, network \
+         access to the CA and --acme-ca-bundle (retrying with backoff)",
+        chain(source)
     )]
     Account {
         /// The certificate that needed the account.
@@ -32,7 +33,7 @@ pub enum AcmeError {
         /// The directory URL.
         directory: String,
         /// The underlying client error.
-        source: instant_acme::Error,
+        source: Box<instant_acme::Error>,
     },
     /// The EAB HMAC key is not base64url.
     #[error(
@@ -53,14 +54,17 @@ pub enum AcmeError {
         available: String,
     },
     /// The CA refused or failed an ACME request (order, finalize, download).
-    #[error("ACME {step} for {domain} failed: {source}; will retry with backoff")]
+    #[error(
+        "ACME {step} for {domain} failed: {}; will retry with backoff",
+        chain(source)
+    )]
     Protocol {
         /// The certificate being ordered.
         domain: String,
         /// Which step failed (new order, finalize, ...).
         step: &'static str,
         /// The client error, including the CA's problem document.
-        source: instant_acme::Error,
+        source: Box<instant_acme::Error>,
     },
     /// The CA could not validate a challenge.
     #[error(
@@ -130,10 +134,10 @@ impl AcmeError {
     pub fn retry_after(&self) -> Option<OffsetDateTime> {
         match self {
             AcmeError::RateLimited { detail, .. } => backoff::parse_retry_after(detail),
-            AcmeError::Protocol {
-                source: instant_acme::Error::Timeout(Some(at)),
-                ..
-            } => {
+            AcmeError::Protocol { source, .. } => {
+                let instant_acme::Error::Timeout(Some(at)) = **source else {
+                    return None;
+                };
                 let wait = at.saturating_duration_since(std::time::Instant::now());
                 Some(OffsetDateTime::now_utc() + wait)
             }
@@ -149,13 +153,13 @@ impl AcmeError {
     /// True when the CA no longer knows our account (a reset test CA): register again.
     pub fn account_gone(&self) -> bool {
         match self {
-            AcmeError::Protocol {
-                source: instant_acme::Error::Api(p),
-                ..
-            } => p
-                .r#type
-                .as_deref()
-                .is_some_and(|t| t.ends_with(":accountDoesNotExist")),
+            AcmeError::Protocol { source, .. } => match &**source {
+                instant_acme::Error::Api(p) => p
+                    .r#type
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with(":accountDoesNotExist")),
+                _ => false,
+            },
             _ => false,
         }
     }
@@ -179,7 +183,74 @@ impl AcmeError {
         AcmeError::Protocol {
             domain,
             step,
-            source,
+            source: Box::new(source),
         }
+    }
+}
+
+/// An error with its sources: "client error (Connect): tcp connect error: Connection refused".
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let next = s.to_string();
+        if !out.ends_with(&next) {
+            out.push_str(": ");
+            out.push_str(&next);
+        }
+        src = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    /// A problem document as Let's Encrypt sends it with a 429 (recorded; detail trimmed).
+    const RATE_LIMITED: &str = r#"{
+      "type": "urn:ietf:params:acme:error:rateLimited",
+      "detail": "too many certificates (5) already issued for this exact set of identifiers in the last 168h0m0s, retry after 2026-01-01 00:18:15 UTC: see https://letsencrypt.org/docs/rate-limits/#new-certificates-per-exact-set-of-identifiers",
+      "status": 429
+    }"#;
+
+    fn problem(json: &str) -> instant_acme::Error {
+        instant_acme::Error::Api(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn rate_limits_carry_their_retry_time() {
+        let e = AcmeError::protocol("a.example.com", "new order", problem(RATE_LIMITED));
+        assert!(matches!(e, AcmeError::RateLimited { .. }), "{e:?}");
+        assert_eq!(e.retry_after(), Some(datetime!(2026-01-01 00:18:15 UTC)));
+        assert!(
+            e.to_string()
+                .starts_with("rate limited by the CA for a.example.com")
+        );
+    }
+
+    #[test]
+    fn validation_and_account_problems_are_recognised() {
+        let unauthorized = r#"{"type":"urn:ietf:params:acme:error:unauthorized","detail":"Invalid response from http://a.example.com/.well-known/acme-challenge/x: 404","status":403}"#;
+        let e = AcmeError::protocol("a.example.com", "validation", problem(unauthorized));
+        assert!(
+            e.to_string()
+                .contains("check that DNS for a.example.com points at this host"),
+            "{e}"
+        );
+        let gone = r#"{"type":"urn:ietf:params:acme:error:accountDoesNotExist","detail":"unknown account","status":400}"#;
+        let e = AcmeError::protocol("a.example.com", "new order", problem(gone));
+        assert!(e.account_gone() && e.retry_after().is_none() && !e.is_local());
+        let e = AcmeError::SelfCheck {
+            domain: "a.example.com".into(),
+            reason: "HTTP 404".into(),
+        };
+        assert!(e.is_local());
+        assert!(
+            e.to_string().contains(
+                "make sure nginx routes http://a.example.com/.well-known/acme-challenge/"
+            )
+        );
     }
 }

@@ -7,25 +7,44 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rand::Rng;
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::{Id, JoinSet};
 
 use super::account::Accounts;
 use super::certinfo::CertInfo;
-use super::decide::{Decision, decide};
+use super::decide::decide;
 use super::error::AcmeError;
 use super::jobs::{Ctx, JobResult, poll_ari, run_order};
 use super::plan::CertSpec;
-use super::schedule::{ARI_ERROR_POLL, AriWindow, next_ari_poll, pick_in_window};
-use super::status::CertStatus;
-use super::store::{AriState, CertState, Store};
-use super::{AcmeSettings, CertEvent, backoff};
+use super::status::{CertStatus, fmt_time, status_of};
+use super::store::{CertState, Store, challenge_dir};
+use super::{AcmeSettings, CertEvent};
 use crate::host::HostName;
 
 /// Longest sleep between two looks at the schedule (wall clock can jump; tokio time can't see it).
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+/// The manager's "now": the wall clock, but never behind the monotonic time since start. In
+/// production that is the wall clock; under tokio's paused time (tests) it moves as tokio's does.
+pub(super) struct Clock {
+    wall: OffsetDateTime,
+    mono: tokio::time::Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            wall: OffsetDateTime::now_utc(),
+            mono: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The current moment.
+    pub(super) fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc().max(self.wall + self.mono.elapsed())
+    }
+}
 
 /// Handle to the certificate task. Cheap to clone; the task stops when every clone is dropped
 /// or when `shutdown` turns true.
@@ -90,6 +109,7 @@ pub fn spawn(
         jobs: JoinSet::new(),
         job_keys: HashMap::new(),
         ari_enabled: true,
+        clock: Clock::new(),
         events: ev_tx,
         status: status.clone(),
     };
@@ -106,26 +126,44 @@ async fn forward(mut rx: mpsc::UnboundedReceiver<CertEvent>, tx: mpsc::Sender<Ce
     }
 }
 
-struct Entry {
-    spec: CertSpec,
-    state: CertState,
-    installed: Option<CertInfo>,
-    wanted: bool,
+/// One wanted (or just unwanted, job still out) certificate.
+pub(super) struct Entry {
+    /// What is wanted.
+    pub(super) spec: CertSpec,
+    /// What we remember (mirrors the state file).
+    pub(super) state: CertState,
+    /// The installed certificate, if any.
+    pub(super) installed: Option<CertInfo>,
+    /// In the last `set_wanted`.
+    pub(super) wanted: bool,
     /// A job is out for this certificate (`order` or `ari`).
-    running: Option<&'static str>,
-    forced: bool,
-    waiters: Vec<oneshot::Sender<Result<(), AcmeError>>>,
-    logged_renewal: Option<OffsetDateTime>,
+    pub(super) running: Option<&'static str>,
+    /// An admin asked to renew now.
+    pub(super) forced: bool,
+    /// `renew_now` callers waiting for the next order's outcome.
+    pub(super) waiters: Vec<oneshot::Sender<Result<(), AcmeError>>>,
+    /// Last renewal time logged (log only changes).
+    pub(super) logged_renewal: Option<OffsetDateTime>,
 }
 
-struct Manager {
-    ctx: Arc<Ctx>,
-    entries: BTreeMap<HostName, Entry>,
-    jobs: JoinSet<JobResult>,
-    job_keys: HashMap<Id, HostName>,
-    ari_enabled: bool,
-    events: mpsc::UnboundedSender<CertEvent>,
-    status: Arc<Mutex<Vec<CertStatus>>>,
+/// The task's state (see module docs).
+pub(super) struct Manager {
+    /// Shared with jobs.
+    pub(super) ctx: Arc<Ctx>,
+    /// Certificates by key.
+    pub(super) entries: BTreeMap<HostName, Entry>,
+    /// Running jobs.
+    pub(super) jobs: JoinSet<JobResult>,
+    /// Which certificate each job is for.
+    pub(super) job_keys: HashMap<Id, HostName>,
+    /// False once the CA said it has no ARI.
+    pub(super) ari_enabled: bool,
+    /// Time source.
+    pub(super) clock: Clock,
+    /// To the controller (via [`forward`]).
+    pub(super) events: mpsc::UnboundedSender<CertEvent>,
+    /// What [`CertHandle::status`] reads.
+    pub(super) status: Arc<Mutex<Vec<CertStatus>>>,
 }
 
 enum Wake {
@@ -142,7 +180,7 @@ impl Manager {
         mut shutdown: watch::Receiver<bool>,
     ) {
         while !*shutdown.borrow() {
-            let now = OffsetDateTime::now_utc();
+            let now = self.clock.now();
             let sleep = self.step(now).map_or(MAX_SLEEP, |at| {
                 Duration::try_from(at - now)
                     .unwrap_or_default()
@@ -196,6 +234,13 @@ impl Manager {
         }
         for spec in specs {
             let key = spec.key.clone();
+            if self
+                .entries
+                .get(&key)
+                .is_none_or(|e| e.spec.names != spec.names)
+            {
+                self.prepare_webroot(&spec);
+            }
             let store = &self.ctx.store;
             let e = self.entries.entry(key.clone()).or_insert_with(|| Entry {
                 state: store.load_state(&key),
@@ -217,6 +262,17 @@ impl Manager {
             }
             e.wanted || e.running.is_some()
         });
+    }
+
+    /// Creates `WEBROOT/NAME/.well-known/acme-challenge/` for every name (nginx's route target).
+    fn prepare_webroot(&self, spec: &CertSpec) {
+        for name in &spec.names {
+            let dir = challenge_dir(&self.ctx.settings.webroot, name);
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                tracing::warn!(domain = %name, container = %spec.container, action = "webroot-failed",
+                    path = %dir.display(), error = %e, "cannot create the challenge directory");
+            }
+        }
     }
 
     /// Starts what is due; returns the earliest future deadline. Publishes the status.
@@ -301,7 +357,21 @@ impl Manager {
                     self.ari_enabled,
                     now,
                 );
-                status_of(key, e, &d, self.ctx.settings.profile.as_deref())
+                let profile = e
+                    .spec
+                    .profile
+                    .as_deref()
+                    .or(self.ctx.settings.profile.as_deref());
+                let ordering = e.running == Some("order");
+                status_of(
+                    key,
+                    &e.spec,
+                    e.installed.as_ref(),
+                    &e.state,
+                    &d,
+                    profile,
+                    ordering,
+                )
             })
             .collect();
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = list;

@@ -18,6 +18,7 @@ mod error;
 mod jobs;
 mod manager;
 mod order;
+mod outcome;
 pub mod plan;
 pub mod schedule;
 mod selfcheck;

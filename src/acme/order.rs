@@ -119,17 +119,9 @@ async fn new_order(account: &Account, req: &OrderRequest<'_>) -> Result<Order, A
     if let Some(cert_id) = req.replaces.and_then(parse_cert_id) {
         match account.new_order(&base().replaces(cert_id)).await {
             Ok(o) => return Ok(o),
-            Err(instant_acme::Error::Unsupported(_)) => {}
-            Err(instant_acme::Error::Api(p))
-                if p.r#type
-                    .as_deref()
-                    .is_some_and(|t| t.ends_with(":alreadyReplaced")) =>
-            {
-                tracing::info!(
-                    domain = key,
-                    action = "replaces-dropped",
-                    "CA says already replaced; ordering without `replaces`"
-                );
+            Err(e) if retry_without_replaces(&e) => {
+                tracing::info!(domain = key, action = "replaces-dropped", error = %e,
+                    "renewal order refused with `replaces`; ordering without it");
             }
             Err(e) => return Err(AcmeError::protocol(key, "new order", e)),
         }
@@ -138,6 +130,19 @@ async fn new_order(account: &Account, req: &OrderRequest<'_>) -> Result<Order, A
         .new_order(&base())
         .await
         .map_err(|e| AcmeError::protocol(key, "new order", e))
+}
+
+/// True when a new-order with `replaces` should be sent again without it: the CA has no ARI
+/// (client-side `Unsupported`) or says the certificate was already replaced (RFC 9773 §5).
+fn retry_without_replaces(e: &instant_acme::Error) -> bool {
+    match e {
+        instant_acme::Error::Unsupported(_) => true,
+        instant_acme::Error::Api(p) => p
+            .r#type
+            .as_deref()
+            .is_some_and(|t| t.ends_with(":alreadyReplaced")),
+        _ => false,
+    }
 }
 
 /// `AKI.serial` → the typed id.
@@ -310,6 +315,21 @@ mod tests {
         let e = check_profile("shortlived", profiles(pebble_24).iter().map(String::as_str))
             .unwrap_err();
         assert!(e.contains("does not support profiles"), "{e}");
+    }
+
+    #[test]
+    fn already_replaced_and_no_ari_fall_back_to_a_plain_order() {
+        let already = r#"{"type":"urn:ietf:params:acme:error:alreadyReplaced","detail":"cert already replaced","status":409}"#;
+        let e = instant_acme::Error::Api(serde_json::from_str(already).unwrap());
+        assert!(retry_without_replaces(&e));
+        assert!(retry_without_replaces(&instant_acme::Error::Unsupported(
+            "ACME renewal information (ARI)"
+        )));
+        let other =
+            r#"{"type":"urn:ietf:params:acme:error:malformed","detail":"bad","status":400}"#;
+        assert!(!retry_without_replaces(&instant_acme::Error::Api(
+            serde_json::from_str(other).unwrap()
+        )));
     }
 
     #[test]

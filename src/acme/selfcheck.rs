@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+use super::error::chain;
 use super::store::write_challenge;
 use crate::host::HostName;
 
@@ -57,7 +58,7 @@ async fn fetch(addr: SocketAddr, name: &HostName, probe: &str) -> Result<(u16, V
         .header(hyper::header::USER_AGENT, "vhostd-self-check")
         .body(Empty::new())
         .map_err(|e| e.to_string())?;
-    let rsp = client.request(req).await.map_err(|e| error_chain(&e))?;
+    let rsp = client.request(req).await.map_err(|e| chain(&e))?;
     let status = rsp.status().as_u16();
     let body = rsp
         .into_body()
@@ -66,18 +67,6 @@ async fn fetch(addr: SocketAddr, name: &HostName, probe: &str) -> Result<(u16, V
         .map_err(|e| e.to_string())?
         .to_bytes();
     Ok((status, body.to_vec()))
-}
-
-/// The error with its sources ("client error (Connect): tcp connect error: Connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

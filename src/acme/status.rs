@@ -4,6 +4,12 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::certinfo::CertInfo;
+use super::decide::Decision;
+use super::plan::CertSpec;
+use super::store::CertState;
+use crate::host::HostName;
+
 /// One wanted certificate: what is installed, when it renews, what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CertStatus {
@@ -39,4 +45,48 @@ pub struct CertStatus {
     pub next_attempt: Option<OffsetDateTime>,
     /// `valid`, `pending`, `ordering`, `backoff` or `self-check failed`.
     pub state: String,
+}
+
+/// Builds the status of one certificate from the manager's view of it.
+pub(crate) fn status_of(
+    key: &HostName,
+    spec: &CertSpec,
+    installed: Option<&CertInfo>,
+    state: &CertState,
+    d: &Decision,
+    profile: Option<&str>,
+    ordering: bool,
+) -> CertStatus {
+    CertStatus {
+        key: key.to_string(),
+        names: spec.names.iter().map(HostName::to_string).collect(),
+        container: spec.container.clone(),
+        issuer: installed.map(|c| c.issuer.clone()),
+        serial: installed.map(|c| c.serial.clone()),
+        profile: profile.map(str::to_string),
+        not_before: installed.map(|c| c.validity.not_before),
+        not_after: installed.map(|c| c.validity.not_after),
+        next_renewal: d.next_renewal,
+        ari_explanation: state
+            .ari
+            .as_ref()
+            .and_then(|a| a.window.explanation_url.clone()),
+        last_error: state.last_error.clone(),
+        attempts: state.failures,
+        next_attempt: state.next_attempt,
+        state: if ordering {
+            "ordering".to_string()
+        } else {
+            d.phase.to_string()
+        },
+    }
+}
+
+/// RFC 3339, or `-` for none (log fields).
+pub(crate) fn fmt_time(t: Option<OffsetDateTime>) -> String {
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_else(|| "-".into())
 }

@@ -25,14 +25,20 @@ pub struct Engine {
 pub fn shared() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let state = std::env::var_os("TESTENV_STATE").map(PathBuf::from).unwrap_or_else(|| short_state("shared"));
+        let state = std::env::var_os("TESTENV_STATE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| short_state("shared"));
         Engine::up(state, false)
     })
 }
 
 /// A short state path: unix socket paths under the exec-root must stay under 108 bytes.
 fn short_state(name: &str) -> PathBuf {
-    let tag = repo().display().to_string().bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let tag = repo()
+        .display()
+        .to_string()
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     PathBuf::from(format!("/tmp/vhostd-test-{tag:08x}-{name}"))
 }
 
@@ -43,27 +49,48 @@ impl Engine {
     }
 
     fn up(state: PathBuf, owned: bool) -> Engine {
-        let out = Command::new(repo().join("scripts/testenv/up.sh")).arg("--docker-only").arg(&state).output().expect("run scripts/testenv/up.sh");
-        assert!(out.status.success(), "scripts/testenv/up.sh --docker-only {} failed:\n{}", state.display(), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(repo().join("scripts/testenv/up.sh"))
+            .arg("--docker-only")
+            .arg(&state)
+            .output()
+            .expect("run scripts/testenv/up.sh");
+        assert!(
+            out.status.success(),
+            "scripts/testenv/up.sh --docker-only {} failed:\n{}",
+            state.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let host = format!("unix://{}/docker.sock", state.display());
         Engine { state, host, owned }
     }
 
     /// Runs the docker CLI against this engine.
     pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker").env("DOCKER_HOST", &self.host).args(args).output().expect("docker CLI")
+        Command::new("docker")
+            .env("DOCKER_HOST", &self.host)
+            .args(args)
+            .output()
+            .expect("docker CLI")
     }
 
     /// Runs the docker CLI and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.docker(args);
-        assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// dockerd's pid.
     pub fn daemon_pid(&self) -> Option<u32> {
-        let p: u32 = std::fs::read_to_string(self.state.join("run/dockerd.pid")).ok()?.trim().parse().ok()?;
+        let p: u32 = std::fs::read_to_string(self.state.join("run/dockerd.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         running(p).then_some(p)
     }
 
@@ -71,13 +98,23 @@ impl Engine {
     pub fn stop_daemon(&self) {
         let pid = self.daemon_pid().expect("dockerd is running");
         stop_pid(pid);
-        wait_for(Duration::from_secs(30), "dockerd to exit", || (!running(pid)).then_some(()));
+        wait_for(Duration::from_secs(30), "dockerd to exit", || {
+            (!running(pid)).then_some(())
+        });
     }
 
     /// Starts dockerd again on the same state (up.sh is idempotent).
     pub fn restart_daemon(&self) {
-        let out = Command::new(repo().join("scripts/testenv/up.sh")).arg("--docker-only").arg(&self.state).output().unwrap();
-        assert!(out.status.success(), "restarting dockerd failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(repo().join("scripts/testenv/up.sh"))
+            .arg("--docker-only")
+            .arg(&self.state)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "restarting dockerd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Starts a busybox httpd on 127.0.0.1:`port` (host network) that answers its own name,
@@ -87,9 +124,23 @@ impl Engine {
     }
 
     /// Like [`Engine::web`] with extra `docker run` arguments.
-    pub fn web_with(&self, name: &str, port: u16, labels: &[(&str, &str)], extra: &[&str]) -> Container<'_> {
+    pub fn web_with(
+        &self,
+        name: &str,
+        port: u16,
+        labels: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Container<'_> {
         let _ = self.docker(&["rm", "-f", name]);
-        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--init".into(), "--name".into(), name.into(), "--network".into(), "host".into()];
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "-d".into(),
+            "--init".into(),
+            "--name".into(),
+            name.into(),
+            "--network".into(),
+            "host".into(),
+        ];
         for (k, v) in labels {
             args.push("-l".into());
             args.push(format!("{k}={v}"));
@@ -99,14 +150,20 @@ impl Engine {
         args.extend(["sh".into(), "-c".into(), format!("mkdir -p /w/sub && echo {name} > /w/index.html && echo {name}-sub > /w/sub/index.html && exec httpd -f -p 127.0.0.1:{port} -h /w")]);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.ok(&refs);
-        Container { engine: self, name: name.into() }
+        Container {
+            engine: self,
+            name: name.into(),
+        }
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
         if self.owned {
-            let _ = Command::new(repo().join("scripts/testenv/down.sh")).arg("--purge").arg(&self.state).output();
+            let _ = Command::new(repo().join("scripts/testenv/down.sh"))
+                .arg("--purge")
+                .arg(&self.state)
+                .output();
         }
     }
 }

@@ -23,7 +23,12 @@ pub fn repo() -> PathBuf {
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(0, 20000 + (std::process::id() % 400) as u16 * 50, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = NEXT.compare_exchange(
+        0,
+        20000 + (std::process::id() % 400) as u16 * 50,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     loop {
         let p = NEXT.fetch_add(1, Ordering::SeqCst);
         if p < 20000 {
@@ -43,7 +48,10 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < end, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -61,10 +69,23 @@ pub struct Answer {
 
 /// `GET path` on 127.0.0.1:port with `Host: host`, HTTP/1.0 (no keep-alive), raw over TCP.
 pub fn http_get(port: u16, host: &str, path: &str) -> Answer {
-    let fail = Answer { status: 0, body: String::new(), headers: String::new() };
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)) else { return fail };
+    let fail = Answer {
+        status: 0,
+        body: String::new(),
+        headers: String::new(),
+    };
+    let Ok(mut s) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))
+    else {
+        return fail;
+    };
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    if write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: vhostd-test\r\n\r\n").is_err() {
+    if write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: vhostd-test\r\n\r\n"
+    )
+    .is_err()
+    {
         return fail;
     }
     let mut raw = Vec::new();
@@ -73,12 +94,26 @@ pub fn http_get(port: u16, host: &str, path: &str) -> Answer {
     }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Answer { status, body: body.to_string(), headers: head.to_string() }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Answer {
+        status,
+        body: body.to_string(),
+        headers: head.to_string(),
+    }
 }
 
 /// Waits until `GET /` for `host` answers `status` (and, if given, a body containing `body`).
-pub fn wait_http(port: u16, host: &str, status: u16, body: Option<&str>, limit: Duration) -> Answer {
+pub fn wait_http(
+    port: u16,
+    host: &str,
+    status: u16,
+    body: Option<&str>,
+    limit: Duration,
+) -> Answer {
     let mut last = None;
     let what = format!("http://{host}:{port}/ to answer {status} {body:?}");
     let end = Instant::now() + limit;
@@ -88,7 +123,10 @@ pub fn wait_http(port: u16, host: &str, status: u16, body: Option<&str>, limit: 
             return a;
         }
         last = Some(a);
-        assert!(Instant::now() < end, "timed out after {limit:?} waiting for {what}; last answer: {last:?}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {limit:?} waiting for {what}; last answer: {last:?}"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -120,18 +158,27 @@ pub fn make_traversable(dir: &Path) {
 /// True while the process `pid` exists and is not a zombie (PID 1 here reaps late).
 pub fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
+        .map(|s| {
+            !s.lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+        })
         .unwrap_or(false)
 }
 
 /// Sends SIGTERM to `pid` and waits (bounded) for it to end, then SIGKILL.
 pub fn stop_pid(pid: u32) {
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
     let end = Instant::now() + Duration::from_secs(15);
     while running(pid) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
     if running(pid) {
-        let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
     }
 }

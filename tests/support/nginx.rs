@@ -30,9 +30,20 @@ impl Nginx {
             d = n.display()
         );
         std::fs::write(n.join("nginx.conf"), conf).unwrap();
-        let ngx = Nginx { dir: n, http_port: free_port(), https_port: free_port() };
-        let st = Command::new("nginx").args(ngx.args()).status().expect("nginx is installed (scripts/test installs it)");
-        assert!(st.success(), "nginx failed to start; see {}/error.log", ngx.dir.display());
+        let ngx = Nginx {
+            dir: n,
+            http_port: free_port(),
+            https_port: free_port(),
+        };
+        let st = Command::new("nginx")
+            .args(ngx.args())
+            .status()
+            .expect("nginx is installed (scripts/test installs it)");
+        assert!(
+            st.success(),
+            "nginx failed to start; see {}/error.log",
+            ngx.dir.display()
+        );
         wait_for(Duration::from_secs(10), "nginx pid file", || ngx.pid());
         ngx
     }
@@ -40,7 +51,14 @@ impl Nginx {
     /// `-e -p -c` arguments for this instance.
     pub fn args(&self) -> Vec<String> {
         let d = self.dir.display();
-        vec!["-e".into(), format!("{d}/error.log"), "-p".into(), format!("{d}"), "-c".into(), format!("{d}/nginx.conf")]
+        vec![
+            "-e".into(),
+            format!("{d}/error.log"),
+            "-p".into(),
+            format!("{d}"),
+            "-c".into(),
+            format!("{d}/nginx.conf"),
+        ]
     }
 
     /// The `--nginx-cmd` value for vhostd.
@@ -55,7 +73,11 @@ impl Nginx {
 
     /// The master's pid, once running.
     pub fn pid(&self) -> Option<u32> {
-        let p: u32 = std::fs::read_to_string(self.dir.join("nginx.pid")).ok()?.trim().parse().ok()?;
+        let p: u32 = std::fs::read_to_string(self.dir.join("nginx.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         running(p).then_some(p)
     }
 }

@@ -40,11 +40,24 @@ impl Pebble {
         let dir = dir.join("pebble");
         std::fs::create_dir_all(&dir).unwrap();
         let listener_ca = write_listener_pki(&dir);
-        let (acme_port, mgmt_port, dns_port, chall_mgmt) = (free_port(), free_port(), free_port(), free_port());
+        let (acme_port, mgmt_port, dns_port, chall_mgmt) =
+            (free_port(), free_port(), free_port(), free_port());
         let chall = spawn_logged(
             Command::new("pebble-challtestsrv").args([
-                "-dns01", &format!("127.0.0.1:{dns_port}"), "-http01", "", "-https01", "", "-tlsalpn01", "",
-                "-management", &format!("127.0.0.1:{chall_mgmt}"), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+                "-dns01",
+                &format!("127.0.0.1:{dns_port}"),
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+                "-management",
+                &format!("127.0.0.1:{chall_mgmt}"),
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
             ]),
             &dir.join("challtestsrv.log"),
         );
@@ -64,8 +77,13 @@ impl Pebble {
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let pebble = spawn_logged(
             Command::new("pebble")
-                .arg("-config").arg(&config_path).arg("-dnsserver").arg(format!("127.0.0.1:{dns_port}"))
-                .env("PEBBLE_VA_NOSLEEP", "1").env("PEBBLE_WFE_NONCEREJECT", "0").env("PEBBLE_AUTHZREUSE", "0"),
+                .arg("-config")
+                .arg(&config_path)
+                .arg("-dnsserver")
+                .arg(format!("127.0.0.1:{dns_port}"))
+                .env("PEBBLE_VA_NOSLEEP", "1")
+                .env("PEBBLE_WFE_NONCEREJECT", "0")
+                .env("PEBBLE_AUTHZREUSE", "0"),
             &dir.join("pebble.log"),
         );
         children.push(pebble);
@@ -78,7 +96,9 @@ impl Pebble {
             dir,
         };
         wait_tcp(acme_port, "pebble ACME port");
-        p.root_pem = wait_for(Duration::from_secs(10), "pebble /roots/0", || p.fetch_mgmt("/roots/0"));
+        p.root_pem = wait_for(Duration::from_secs(10), "pebble /roots/0", || {
+            p.fetch_mgmt("/roots/0")
+        });
         p
     }
 
@@ -90,7 +110,8 @@ impl Pebble {
             .arg(format!("https://127.0.0.1:{}{path}", self.mgmt_port))
             .output()
             .expect("curl is installed");
-        (out.status.success() && !out.stdout.is_empty()).then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        (out.status.success() && !out.stdout.is_empty())
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Pebble's log so far.
@@ -100,12 +121,18 @@ impl Pebble {
 
     /// How many orders Pebble has received (one "Added order" log line each).
     pub fn order_count(&self) -> usize {
-        self.log().lines().filter(|l| l.contains("Added order")).count()
+        self.log()
+            .lines()
+            .filter(|l| l.contains("Added order"))
+            .count()
     }
 
     /// How many certificates Pebble has issued (one log line each).
     pub fn issued_count(&self) -> usize {
-        self.log().lines().filter(|l| l.contains("Issued certificate serial")).count()
+        self.log()
+            .lines()
+            .filter(|l| l.contains("Issued certificate serial"))
+            .count()
     }
 
     /// Writes Pebble's root to `dir/root.pem` and returns the path (for `openssl verify`).
@@ -129,12 +156,18 @@ impl Drop for Pebble {
 fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
     let out = File::create(log).unwrap();
     let err = out.try_clone().unwrap();
-    cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
-    cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?} (is pebble installed?): {e}"))
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?} (is pebble installed?): {e}"))
 }
 
 fn wait_tcp(port: u16, what: &str) {
-    wait_for(Duration::from_secs(10), what, || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+    wait_for(Duration::from_secs(10), what, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
 }
 
 /// A throwaway CA and a server certificate for 127.0.0.1/localhost: Pebble's HTTPS listener.
@@ -143,12 +176,18 @@ fn write_listener_pki(dir: &Path) -> PathBuf {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "vhostd test listener CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca.distinguished_name
+        .push(DnType::CommonName, "vhostd test listener CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
     let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
     leaf.distinguished_name.push(DnType::CommonName, "pebble");
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
     let ca_path = dir.join("listener-ca.pem");

@@ -23,15 +23,24 @@ pub struct Vhostd {
 /// The flags every test passes: Docker, nginx (local mode), files under `dir`.
 pub fn base_args(dir: &Path, docker_host: &str, nginx: &Nginx, admin_port: u16) -> Vec<String> {
     [
-        "--docker-host", docker_host,
-        "--conf-file", &nginx.conf_file().display().to_string(),
-        "--webroot", &dir.join("www").display().to_string(),
-        "--certs-dir", &dir.join("certs").display().to_string(),
-        "--nginx-cmd", &nginx.cmd(),
-        "--http-port", &nginx.http_port.to_string(),
-        "--https-port", &nginx.https_port.to_string(),
-        "--admin-addr", &format!("127.0.0.1:{admin_port}"),
-        "--resync-interval", "5s",
+        "--docker-host",
+        docker_host,
+        "--conf-file",
+        &nginx.conf_file().display().to_string(),
+        "--webroot",
+        &dir.join("www").display().to_string(),
+        "--certs-dir",
+        &dir.join("certs").display().to_string(),
+        "--nginx-cmd",
+        &nginx.cmd(),
+        "--http-port",
+        &nginx.http_port.to_string(),
+        "--https-port",
+        &nginx.https_port.to_string(),
+        "--admin-addr",
+        &format!("127.0.0.1:{admin_port}"),
+        "--resync-interval",
+        "5s",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -59,12 +68,20 @@ impl Vhostd {
             .stderr(std::fs::File::options().append(true).open(&log).unwrap())
             .spawn()
             .expect("start vhostd");
-        Vhostd { child, admin_port, log, certs_dir: dir.join("certs"), webroot: dir.join("www") }
+        Vhostd {
+            child,
+            admin_port,
+            log,
+            certs_dir: dir.join("certs"),
+            webroot: dir.join("www"),
+        }
     }
 
     /// Waits until `/readyz` answers 200 (the first config is live).
     pub fn wait_ready(&self) {
-        wait_for(Duration::from_secs(30), "vhostd /readyz", || (http_get(self.admin_port, "127.0.0.1", "/readyz").status == 200).then_some(()));
+        wait_for(Duration::from_secs(30), "vhostd /readyz", || {
+            (http_get(self.admin_port, "127.0.0.1", "/readyz").status == 200).then_some(())
+        });
     }
 
     /// `/status` as JSON.

@@ -1,0 +1,240 @@
+//! What happens when a job ends: a new certificate is recorded and announced, a failure moves
+//! the backoff on (persisted first, so a restart can't reset it), an ARI answer is kept. Part of
+//! the manager; split out to keep each file small. No network here.
+
+use std::time::Duration;
+
+use rand::Rng;
+use time::OffsetDateTime;
+use tokio::task::Id;
+
+use super::certinfo::CertInfo;
+use super::error::AcmeError;
+use super::jobs::JobResult;
+use super::manager::Manager;
+use super::schedule::{ARI_ERROR_POLL, AriWindow, next_ari_poll, pick_in_window};
+use super::status::fmt_time;
+use super::store::{AriState, CertState};
+use super::{CertEvent, backoff};
+use crate::host::HostName;
+
+impl Manager {
+    /// Applies a finished job's result to its certificate.
+    pub(super) fn finished(&mut self, id: Id, result: JobResult) {
+        let Some(key) = self.job_keys.remove(&id) else {
+            return;
+        };
+        let Some(e) = self.entries.get_mut(&key) else {
+            return;
+        };
+        e.running = None;
+        let now = self.clock.now();
+        match result {
+            JobResult::Order(Ok(info)) => self.issued(&key, info, now),
+            JobResult::Order(Err(err)) => self.failed(&key, err, now),
+            JobResult::Ari(Ok((window, wait))) => self.ari_window(&key, window, wait, now),
+            JobResult::Ari(Err(msg)) => {
+                tracing::debug!(domain = %key, action = "ari-failed", error = %msg, "ARI poll failed; lifetime rule applies");
+                e.state.ari_retry_at = Some(now + ARI_ERROR_POLL);
+                self.save(&key);
+            }
+            JobResult::AriUnsupported => {
+                self.ari_enabled = false;
+                tracing::info!(action = "ari-unsupported", directory = %self.ctx.settings.directory,
+                    "the CA offers no renewal information (ARI); renewing by certificate lifetime");
+            }
+        }
+        if self
+            .entries
+            .get(&key)
+            .is_some_and(|e| !e.wanted && e.running.is_none())
+        {
+            self.entries.remove(&key);
+        }
+    }
+
+    fn issued(&mut self, key: &HostName, info: CertInfo, now: OffsetDateTime) {
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        tracing::info!(domain = %key, container = %e.spec.container, action = "issued", serial = %info.serial,
+            issuer = %info.issuer, not_after = %fmt_time(Some(info.validity.not_after)), "certificate installed");
+        e.state = CertState {
+            names: e.spec.names.iter().map(HostName::to_string).collect(),
+            profile: e
+                .spec
+                .profile
+                .clone()
+                .or_else(|| self.ctx.settings.profile.clone()),
+            issued_cert_id: info.ari_id.clone(),
+            issued_at: Some(now),
+            ..CertState::default()
+        };
+        e.installed = Some(info);
+        e.forced = false;
+        for w in e.waiters.drain(..) {
+            let _ = w.send(Ok(()));
+        }
+        let _ = self.events.send(CertEvent::Installed { key: key.clone() });
+        self.save(key);
+    }
+
+    fn failed(&mut self, key: &HostName, err: AcmeError, now: OffsetDateTime) {
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        let st = &mut e.state;
+        if err.is_local() {
+            st.self_check_failures += 1;
+            st.next_attempt = Some(now + backoff::self_check_delay(st.self_check_failures));
+        } else {
+            st.self_check_failures = 0;
+            st.failures += 1;
+            st.next_attempt = Some(backoff::next_attempt(now, st.failures, err.retry_after()));
+        }
+        let text = err.to_string();
+        tracing::warn!(domain = %key, container = %e.spec.container,
+            action = if err.is_local() { "self-check-failed" } else { "order-failed" },
+            attempts = st.failures, retry_at = %fmt_time(st.next_attempt), error = %text, "no certificate this time");
+        st.last_error = Some(text.clone());
+        e.forced = false;
+        let mut first = Some(err);
+        for w in e.waiters.drain(..) {
+            let _ = w.send(Err(first
+                .take()
+                .unwrap_or_else(|| AcmeError::Relayed(text.clone()))));
+        }
+        let _ = self.events.send(CertEvent::Failed {
+            key: key.clone(),
+            error: text,
+        });
+        self.save(key);
+    }
+
+    fn ari_window(
+        &mut self,
+        key: &HostName,
+        window: AriWindow,
+        wait: Duration,
+        now: OffsetDateTime,
+    ) {
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        let Some(cert_id) = e.installed.as_ref().and_then(|c| c.ari_id.clone()) else {
+            return;
+        };
+        let same = e
+            .state
+            .ari
+            .as_ref()
+            .filter(|a| a.cert_id == cert_id && a.window == window);
+        let selected = same.map_or_else(
+            || pick_in_window(&window, rand::rng().random::<f64>()),
+            |a| a.selected,
+        );
+        if same.is_none() {
+            tracing::info!(domain = %key, action = "ari-window", start = %fmt_time(Some(window.start)), end = %fmt_time(Some(window.end)),
+                picked = %fmt_time(Some(selected)), explanation = window.explanation_url.as_deref().unwrap_or("-"),
+                "CA suggested a renewal window");
+        }
+        e.state.ari = Some(AriState {
+            cert_id,
+            window,
+            selected,
+            next_poll: next_ari_poll(now, wait),
+        });
+        e.state.ari_retry_at = None;
+        self.save(key);
+    }
+
+    fn save(&self, key: &HostName) {
+        let Some(e) = self.entries.get(key) else {
+            return;
+        };
+        if let Err(err) = self.ctx.store.save_state(key, &e.state) {
+            tracing::error!(domain = %key, action = "state-write-failed", error = %err,
+                "cannot persist certificate state; backoff may not survive a restart");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::{mpsc, watch};
+
+    use crate::acme::store::Store;
+    use crate::acme::{AcmeSettings, CertEvent, CertHandle, CertSpec, CertStatus, KeyType, spawn};
+    use crate::host::HostName;
+
+    async fn status_when(h: &CertHandle, pred: impl Fn(&CertStatus) -> bool) -> CertStatus {
+        for _ in 0..1000 {
+            if let Some(s) = h.status().into_iter().find(|s| pred(s)) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("status never matched: {:#?}", h.status());
+    }
+
+    /// Paused time: a failing self-check is retried after 1 min, then 10 min; state is on disk.
+    #[tokio::test(start_paused = true)]
+    async fn self_check_failures_back_off_in_paused_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let settings = AcmeSettings {
+            directory: "https://127.0.0.1:9/dir".into(),
+            ca_bundle: None,
+            email: None,
+            eab: None,
+            profile: None,
+            key_type: KeyType::EcdsaP256,
+            certs_dir: dir.path().join("certs"),
+            webroot: dir.path().join("www"),
+            self_check: dead,
+            concurrency: 1,
+        };
+        let (tx, mut rx) = mpsc::channel(8);
+        let (_stop, stop_rx) = watch::channel(false);
+        let h = spawn(settings, tx, stop_rx);
+        let name = HostName::parse("a.example.com").unwrap();
+        let spec = CertSpec {
+            key: name.clone(),
+            names: vec![name.clone()],
+            email: None,
+            profile: None,
+            container: "c".into(),
+        };
+        h.set_wanted(vec![spec]);
+
+        assert!(matches!(rx.recv().await, Some(CertEvent::Failed { .. })));
+        let first = status_when(&h, |s| s.state == "self-check failed").await;
+        let challenge_dir = dir
+            .path()
+            .join("www/a.example.com/.well-known/acme-challenge");
+        assert!(
+            challenge_dir.is_dir(),
+            "set_wanted creates the challenge directory"
+        );
+        assert_eq!(first.attempts, 0);
+        tokio::time::sleep(Duration::from_secs(55)).await;
+        assert!(rx.try_recv().is_err(), "no retry before the minute is up");
+        let second = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("retry after 1 min");
+        assert!(matches!(second, Some(CertEvent::Failed { .. })));
+        let later = status_when(&h, |s| s.next_attempt > first.next_attempt).await;
+        let step = later.next_attempt.unwrap() - first.next_attempt.unwrap();
+        assert!(
+            step >= time::Duration::minutes(10),
+            "second step is 10 min: {step}"
+        );
+        let state = Store::new(&dir.path().join("certs")).load_state(&name);
+        assert_eq!((state.self_check_failures, state.failures), (2, 0));
+    }
+}
