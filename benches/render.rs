@@ -16,7 +16,10 @@ fn containers(n: usize) -> Vec<ContainerFacts> {
             running: true,
             health: None,
             labels: BTreeMap::from([
-                ("VIRTUAL_HOST".to_string(), format!("app-{}.bench.example.com", i - i % 10 / 8)),
+                (
+                    "VIRTUAL_HOST".to_string(),
+                    format!("app-{}.bench.example.com", i - i % 10 / 8),
+                ),
                 ("VIRTUAL_PORT".to_string(), format!("{}", 10000 + i % 50000)),
             ]),
             env: BTreeMap::new(),
@@ -29,7 +32,11 @@ fn containers(n: usize) -> Vec<ContainerFacts> {
 
 fn main() {
     let renderer = Renderer::embedded();
-    let settings = RenderSettings { http_port: 80, https_port: 443, webroot: "/var/www".into() };
+    let settings = RenderSettings {
+        http_port: 80,
+        https_port: 443,
+        webroot: "/var/www".into(),
+    };
     for n in [1_000usize, 10_000] {
         let all = containers(n);
         let mut best = f64::MAX;
@@ -38,10 +45,16 @@ fn main() {
         for _ in 0..rounds {
             let t = Instant::now();
             let s = sites::build(&all, &NginxReach::Host);
-            let text = renderer.render(&render::context(&s, &BTreeMap::new(), &settings)).unwrap();
+            let text = renderer
+                .render(&render::context(&s, &BTreeMap::new(), &settings))
+                .unwrap();
             best = best.min(t.elapsed().as_secs_f64());
             bytes = text.len();
         }
-        println!("render {n:>6} containers: best of {rounds}: {:8.2} ms  ({} KiB of config)", best * 1000.0, bytes / 1024);
+        println!(
+            "render {n:>6} containers: best of {rounds}: {:8.2} ms  ({} KiB of config)",
+            best * 1000.0,
+            bytes / 1024
+        );
     }
 }

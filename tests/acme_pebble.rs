@@ -296,6 +296,7 @@ async fn short_lived_certificate_is_renewed_before_expiry() {
         "acme_short_lived",
         PebbleOpts {
             validity_secs: Some(40),
+            ..Default::default()
         },
     );
     let key = "short.vhostd.test";

@@ -29,7 +29,11 @@ fn started_container_serves_and_stopped_one_answers_503() {
     let host = "start-stop.core.test";
     wait_http(ngx.http_port, host, 503, None, T); // unknown host → default server
     let port = free_port();
-    let c = e.web("core-start-stop", port, &[("VIRTUAL_HOST", host), ("VIRTUAL_PORT", &port.to_string())]);
+    let c = e.web(
+        "core-start-stop",
+        port,
+        &[("VIRTUAL_HOST", host), ("VIRTUAL_PORT", &port.to_string())],
+    );
     wait_http(ngx.http_port, host, 200, Some("core-start-stop"), T);
     c.stop();
     wait_http(ngx.http_port, host, 503, None, T);
@@ -40,9 +44,30 @@ fn two_hosts_and_a_load_balanced_pair() {
     let e = docker::shared();
     let (_dir, ngx, _v) = setup("two_hosts", &[]);
     let (p1, p2, p3) = (free_port(), free_port(), free_port());
-    let _a = e.web("core-lb-a", p1, &[("VIRTUAL_HOST", "lb.core.test, other.core.test"), ("VIRTUAL_PORT", &p1.to_string())]);
-    let _b = e.web("core-lb-b", p2, &[("VIRTUAL_HOST", "lb.core.test"), ("VIRTUAL_PORT", &p2.to_string())]);
-    let _c = e.web("core-solo", p3, &[("VIRTUAL_HOST", "solo.core.test"), ("VIRTUAL_PORT", &p3.to_string())]);
+    let _a = e.web(
+        "core-lb-a",
+        p1,
+        &[
+            ("VIRTUAL_HOST", "lb.core.test, other.core.test"),
+            ("VIRTUAL_PORT", &p1.to_string()),
+        ],
+    );
+    let _b = e.web(
+        "core-lb-b",
+        p2,
+        &[
+            ("VIRTUAL_HOST", "lb.core.test"),
+            ("VIRTUAL_PORT", &p2.to_string()),
+        ],
+    );
+    let _c = e.web(
+        "core-solo",
+        p3,
+        &[
+            ("VIRTUAL_HOST", "solo.core.test"),
+            ("VIRTUAL_PORT", &p3.to_string()),
+        ],
+    );
     wait_http(ngx.http_port, "solo.core.test", 200, Some("core-solo"), T);
     wait_http(ngx.http_port, "other.core.test", 200, Some("core-lb-a"), T);
     // Both backends answer for lb.core.test (round robin).
@@ -54,7 +79,10 @@ fn two_hosts_and_a_load_balanced_pair() {
         }
         (seen.len() == 2).then_some(())
     });
-    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["core-lb-a", "core-lb-b"]);
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["core-lb-a", "core-lb-b"]
+    );
 }
 
 #[test]
@@ -63,14 +91,46 @@ fn virtual_path_and_dest() {
     let (_dir, ngx, _v) = setup("virtual_path", &[]);
     let (p1, p2) = (free_port(), free_port());
     let host = "path.core.test";
-    let _root = e.web("core-path-root", p1, &[("VIRTUAL_HOST", host), ("VIRTUAL_PORT", &p1.to_string())]);
-    let _api = e.web("core-path-api", p2, &[("VIRTUAL_HOST", host), ("VIRTUAL_PORT", &p2.to_string()), ("VIRTUAL_PATH", "/api/"), ("VIRTUAL_DEST", "/")]);
-    let _sub = e.web("core-path-sub", free_port(), &[("VIRTUAL_HOST", host), ("VIRTUAL_PORT", &p2.to_string()), ("VIRTUAL_PATH", "/sub/")]);
-    wait_for(T, "/api/ routed to the api container", || (http_get(ngx.http_port, host, "/api/").body.trim() == "core-path-api").then_some(()));
-    assert_eq!(http_get(ngx.http_port, host, "/").body.trim(), "core-path-root");
-    assert_eq!(http_get(ngx.http_port, host, "/api/sub/").body.trim(), "core-path-api-sub", "VIRTUAL_DEST=/ strips the prefix");
+    let _root = e.web(
+        "core-path-root",
+        p1,
+        &[("VIRTUAL_HOST", host), ("VIRTUAL_PORT", &p1.to_string())],
+    );
+    let _api = e.web(
+        "core-path-api",
+        p2,
+        &[
+            ("VIRTUAL_HOST", host),
+            ("VIRTUAL_PORT", &p2.to_string()),
+            ("VIRTUAL_PATH", "/api/"),
+            ("VIRTUAL_DEST", "/"),
+        ],
+    );
+    let _sub = e.web(
+        "core-path-sub",
+        free_port(),
+        &[
+            ("VIRTUAL_HOST", host),
+            ("VIRTUAL_PORT", &p2.to_string()),
+            ("VIRTUAL_PATH", "/sub/"),
+        ],
+    );
+    wait_for(T, "/api/ routed to the api container", || {
+        (http_get(ngx.http_port, host, "/api/").body.trim() == "core-path-api").then_some(())
+    });
+    assert_eq!(
+        http_get(ngx.http_port, host, "/").body.trim(),
+        "core-path-root"
+    );
+    assert_eq!(
+        http_get(ngx.http_port, host, "/api/sub/").body.trim(),
+        "core-path-api-sub",
+        "VIRTUAL_DEST=/ strips the prefix"
+    );
     // Without VIRTUAL_DEST the path goes upstream unchanged: /sub/ on the api container's port.
-    wait_for(T, "/sub/ passed unchanged", || (http_get(ngx.http_port, host, "/sub/").body.trim() == "core-path-api-sub").then_some(()));
+    wait_for(T, "/sub/ passed unchanged", || {
+        (http_get(ngx.http_port, host, "/sub/").body.trim() == "core-path-api-sub").then_some(())
+    });
 }
 
 #[test]
@@ -82,27 +142,58 @@ fn hostile_labels_leave_good_sites_unchanged() {
     let v = Vhostd::start(&dir, &e.host, &ngx, &["--no-acme"]);
     v.wait_ready();
     let port = free_port();
-    let _good = e.web("core-good", port, &[("VIRTUAL_HOST", "good.core.test"), ("VIRTUAL_PORT", &port.to_string())]);
+    let _good = e.web(
+        "core-good",
+        port,
+        &[
+            ("VIRTUAL_HOST", "good.core.test"),
+            ("VIRTUAL_PORT", &port.to_string()),
+        ],
+    );
     wait_http(ngx.http_port, "good.core.test", 200, Some("core-good"), T);
     let before = std::fs::read(ngx.conf_file()).unwrap();
     let evil: &[(&str, &[(&str, &str)])] = &[
         ("core-evil-path", &[("VIRTUAL_HOST", "../../etc")]),
         ("core-evil-inject", &[("VIRTUAL_HOST", "a.com;include /x")]),
-        ("core-evil-newline", &[("VIRTUAL_HOST", "ok.core.test\nserver { }")]),
-        ("core-evil-dollar", &[("VIRTUAL_HOST", "evil.core.test"), ("VIRTUAL_PATH", "/$host")]),
-        ("core-evil-port", &[("VIRTUAL_HOST", "evil2.core.test"), ("VIRTUAL_PORT", "http")]),
+        (
+            "core-evil-newline",
+            &[("VIRTUAL_HOST", "ok.core.test\nserver { }")],
+        ),
+        (
+            "core-evil-dollar",
+            &[
+                ("VIRTUAL_HOST", "evil.core.test"),
+                ("VIRTUAL_PATH", "/$host"),
+            ],
+        ),
+        (
+            "core-evil-port",
+            &[
+                ("VIRTUAL_HOST", "evil2.core.test"),
+                ("VIRTUAL_PORT", "http"),
+            ],
+        ),
     ];
     let _evil: Vec<_> = evil.iter().map(|(n, l)| e.web(n, free_port(), l)).collect();
     // Wait until vhostd has seen and reported every one of them (naming container and key).
     wait_for(T, "every hostile container reported in /status", || {
         let st = v.status();
         let problems = st["problems"].as_array().cloned().unwrap_or_default();
-        evil.iter().all(|(n, _)| problems.iter().any(|p| p["container"] == *n)).then_some(())
+        evil.iter()
+            .all(|(n, _)| problems.iter().any(|p| p["container"] == *n))
+            .then_some(())
     });
     let log = v.log_text();
-    assert!(log.contains("container=core-evil-inject") && log.contains("key=VIRTUAL_HOST"), "warning names container and key");
+    assert!(
+        log.contains("container=core-evil-inject") && log.contains("key=VIRTUAL_HOST"),
+        "warning names container and key"
+    );
     assert!(log.contains("container=core-evil-port") && log.contains("key=VIRTUAL_PORT"));
-    assert_eq!(std::fs::read(ngx.conf_file()).unwrap(), before, "the config is byte-for-byte unchanged");
+    assert_eq!(
+        std::fs::read(ngx.conf_file()).unwrap(),
+        before,
+        "the config is byte-for-byte unchanged"
+    );
     assert_eq!(http_get(ngx.http_port, "good.core.test", "/").status, 200);
     assert!(!dir.join("etc").exists() && !dir.join("www/..").join("etc").exists());
 }
@@ -117,31 +208,70 @@ fn broken_templates_keep_the_last_good_config() {
         std::fs::copy(support::repo().join("templates").join(f), tdir.join(f)).unwrap();
     }
     let ngx = Nginx::start(&dir);
-    let v = Vhostd::start(&dir, &docker::shared().host, &ngx, &["--no-acme", "--template-dir", tdir.to_str().unwrap()]);
+    let v = Vhostd::start(
+        &dir,
+        &docker::shared().host,
+        &ngx,
+        &["--no-acme", "--template-dir", tdir.to_str().unwrap()],
+    );
     v.wait_ready();
     let port = free_port();
-    let _a = e.web("core-tmpl-a", port, &[("VIRTUAL_HOST", "tmpl.core.test"), ("VIRTUAL_PORT", &port.to_string())]);
+    let _a = e.web(
+        "core-tmpl-a",
+        port,
+        &[
+            ("VIRTUAL_HOST", "tmpl.core.test"),
+            ("VIRTUAL_PORT", &port.to_string()),
+        ],
+    );
     wait_http(ngx.http_port, "tmpl.core.test", 200, Some("core-tmpl-a"), T);
     let good = std::fs::read(ngx.conf_file()).unwrap();
 
     // 1. A template nginx rejects: nginx -t fails, the previous file goes back, nothing reloads.
     let main = std::fs::read_to_string(tdir.join("nginx.conf.tera")).unwrap();
-    std::fs::write(tdir.join("nginx.conf.tera"), format!("{main}\nthis_is_not_a_directive on;\n")).unwrap();
-    wait_for(T, "nginx's rejection in /status", || v.status()["last_error"].as_str().filter(|e| e.contains("this_is_not_a_directive")).map(str::to_owned));
+    std::fs::write(
+        tdir.join("nginx.conf.tera"),
+        format!("{main}\nthis_is_not_a_directive on;\n"),
+    )
+    .unwrap();
+    wait_for(T, "nginx's rejection in /status", || {
+        v.status()["last_error"]
+            .as_str()
+            .filter(|e| e.contains("this_is_not_a_directive"))
+            .map(str::to_owned)
+    });
     assert_eq!(std::fs::read(ngx.conf_file()).unwrap(), good);
     assert_eq!(http_get(ngx.http_port, "tmpl.core.test", "/").status, 200);
 
     // 2. A template Tera can't parse: the previous templates stay loaded, the error is reported.
     std::fs::write(tdir.join("nginx.conf.tera"), "{% for x in %}").unwrap();
-    wait_for(T, "template error in /status", || v.status()["last_error"].as_str().filter(|e| e.contains("template")).map(str::to_owned));
+    wait_for(T, "template error in /status", || {
+        v.status()["last_error"]
+            .as_str()
+            .filter(|e| e.contains("template"))
+            .map(str::to_owned)
+    });
     assert_eq!(std::fs::read(ngx.conf_file()).unwrap(), good);
     assert_eq!(http_get(ngx.http_port, "tmpl.core.test", "/").status, 200);
 
     // 3. Fixed again: back to normal.
     std::fs::write(tdir.join("nginx.conf.tera"), &main).unwrap();
     let p2 = free_port();
-    let _b = e.web("core-tmpl-b", p2, &[("VIRTUAL_HOST", "tmpl2.core.test"), ("VIRTUAL_PORT", &p2.to_string())]);
-    wait_http(ngx.http_port, "tmpl2.core.test", 200, Some("core-tmpl-b"), T);
+    let _b = e.web(
+        "core-tmpl-b",
+        p2,
+        &[
+            ("VIRTUAL_HOST", "tmpl2.core.test"),
+            ("VIRTUAL_PORT", &p2.to_string()),
+        ],
+    );
+    wait_http(
+        ngx.http_port,
+        "tmpl2.core.test",
+        200,
+        Some("core-tmpl-b"),
+        T,
+    );
 }
 
 #[test]
@@ -149,15 +279,29 @@ fn render_prints_what_the_daemon_writes() {
     let e = docker::shared();
     let (dir, ngx, v) = setup("render_cmd", &[]);
     let port = free_port();
-    let _a = e.web("core-render", port, &[("VIRTUAL_HOST", "render.core.test"), ("VIRTUAL_PORT", &port.to_string())]);
+    let _a = e.web(
+        "core-render",
+        port,
+        &[
+            ("VIRTUAL_HOST", "render.core.test"),
+            ("VIRTUAL_PORT", &port.to_string()),
+        ],
+    );
     wait_http(ngx.http_port, "render.core.test", 200, None, T);
     // Same flags as the daemon; the inventory is shared by parallel tests, so retry until stable.
     wait_for(T, "`vhostd render` to equal the live config", || {
         let mut args = vec!["render".to_string()];
         args.extend(vhostd::base_args(&dir, &e.host, &ngx, v.admin_port));
         args.push("--no-acme".into());
-        let out = std::process::Command::new(vhostd::bin()).args(&args).output().unwrap();
-        assert!(out.status.success(), "render failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new(vhostd::bin())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "render failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.stdout == std::fs::read(ngx.conf_file()).unwrap()).then_some(())
     });
 }
@@ -170,20 +314,46 @@ fn dockerd_restart_keeps_config_then_follows_events_again() {
     let v = Vhostd::start(&dir, &e.host, &ngx, &["--no-acme"]);
     v.wait_ready();
     let port = free_port();
-    let _a = e.web("restart-a", port, &[("VIRTUAL_HOST", "a.restart.test"), ("VIRTUAL_PORT", &port.to_string())]);
+    let _a = e.web(
+        "restart-a",
+        port,
+        &[
+            ("VIRTUAL_HOST", "a.restart.test"),
+            ("VIRTUAL_PORT", &port.to_string()),
+        ],
+    );
     wait_http(ngx.http_port, "a.restart.test", 200, Some("restart-a"), T);
     let before = std::fs::read(ngx.conf_file()).unwrap();
 
     e.stop_daemon();
-    wait_for(T, "vhostd to notice Docker is gone", || (v.status()["docker_connected"] == false).then_some(()));
+    wait_for(T, "vhostd to notice Docker is gone", || {
+        (v.status()["docker_connected"] == false).then_some(())
+    });
     // Past a resync interval (5 s in tests) with Docker down: the live config is untouched.
-    wait_for(Duration::from_secs(30), "reconnect attempts while Docker is down", || (v.log_text().matches("docker_reconnect").count() >= 3).then_some(()));
-    assert_eq!(std::fs::read(ngx.conf_file()).unwrap(), before, "config unchanged while Docker is down");
+    wait_for(
+        Duration::from_secs(30),
+        "reconnect attempts while Docker is down",
+        || (v.log_text().matches("docker_reconnect").count() >= 3).then_some(()),
+    );
+    assert_eq!(
+        std::fs::read(ngx.conf_file()).unwrap(),
+        before,
+        "config unchanged while Docker is down"
+    );
 
     e.restart_daemon();
-    wait_for(T, "vhostd to reconnect", || (v.status()["docker_connected"] == true).then_some(()));
+    wait_for(T, "vhostd to reconnect", || {
+        (v.status()["docker_connected"] == true).then_some(())
+    });
     let p2 = free_port();
-    let _b = e.web("restart-b", p2, &[("VIRTUAL_HOST", "b.restart.test"), ("VIRTUAL_PORT", &p2.to_string())]);
+    let _b = e.web(
+        "restart-b",
+        p2,
+        &[
+            ("VIRTUAL_HOST", "b.restart.test"),
+            ("VIRTUAL_PORT", &p2.to_string()),
+        ],
+    );
     wait_http(ngx.http_port, "b.restart.test", 200, Some("restart-b"), T);
 }
 
@@ -193,7 +363,152 @@ fn admin_endpoints_answer() {
     assert_eq!(http_get(v.admin_port, "127.0.0.1", "/healthz").status, 200);
     assert_eq!(http_get(v.admin_port, "127.0.0.1", "/readyz").status, 200);
     let m = http_get(v.admin_port, "127.0.0.1", "/metrics");
-    assert!(m.body.contains("vhostd_docker_api_requests_total") && m.body.contains("vhostd_reconciles_total"), "{}", m.body);
-    let out = std::process::Command::new(vhostd::bin()).args(["health", "--admin-addr", &format!("127.0.0.1:{}", v.admin_port)]).output().unwrap();
+    assert!(
+        m.body.contains("vhostd_docker_api_requests_total")
+            && m.body.contains("vhostd_reconciles_total"),
+        "{}",
+        m.body
+    );
+    let out = std::process::Command::new(vhostd::bin())
+        .args([
+            "health",
+            "--admin-addr",
+            &format!("127.0.0.1:{}", v.admin_port),
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success());
+}
+
+#[test]
+fn nginx_in_a_container_is_validated_by_exec_and_reloaded_by_sighup() {
+    let e = docker::shared();
+    let image = e.nginx_image();
+    let dir = scratch("container_mode");
+    let conf_d = dir.join("conf.d");
+    let tdir = dir.join("templates");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    std::fs::create_dir_all(&tdir).unwrap();
+    for f in ["nginx.conf.tera", "location.tera"] {
+        std::fs::copy(support::repo().join("templates").join(f), tdir.join(f)).unwrap();
+    }
+    let (http, https) = (free_port(), free_port());
+    let d = dir.display().to_string();
+    let _ngx = e.run(
+        "core-nginx",
+        &[
+            "--network",
+            "host",
+            "-l",
+            "vhostd.nginx=true",
+            "-v",
+            &format!("{d}:{d}"),
+            "-v",
+            &format!("{}:/etc/nginx/conf.d", conf_d.display()),
+            image,
+        ],
+    );
+    let s = |x: &str| x.to_string();
+    let args = vec![
+        s("--docker-host"),
+        e.host.clone(),
+        s("--conf-file"),
+        conf_d.join("vhostd.conf").display().to_string(),
+        s("--webroot"),
+        dir.join("www").display().to_string(),
+        s("--certs-dir"),
+        dir.join("certs").display().to_string(),
+        s("--template-dir"),
+        tdir.display().to_string(),
+        s("--http-port"),
+        http.to_string(),
+        s("--https-port"),
+        https.to_string(),
+        s("--no-acme"),
+    ];
+    let v = Vhostd::start_with(&dir, &args);
+    v.wait_ready();
+    let port = free_port();
+    let _a = e.web(
+        "core-cm-a",
+        port,
+        &[
+            ("VIRTUAL_HOST", "cm.core.test"),
+            ("VIRTUAL_PORT", &port.to_string()),
+        ],
+    );
+    wait_http(http, "cm.core.test", 200, Some("core-cm-a"), T);
+    // nginx -t runs inside the container: its rejection comes back and nothing is reloaded.
+    let good = std::fs::read(conf_d.join("vhostd.conf")).unwrap();
+    let main = std::fs::read_to_string(tdir.join("nginx.conf.tera")).unwrap();
+    std::fs::write(
+        tdir.join("nginx.conf.tera"),
+        format!("{main}\nnot_a_directive_in_container on;\n"),
+    )
+    .unwrap();
+    wait_for(T, "the container's nginx -t rejection in /status", || {
+        v.status()["last_error"]
+            .as_str()
+            .filter(|e| e.contains("not_a_directive_in_container"))
+            .map(str::to_owned)
+    });
+    assert_eq!(std::fs::read(conf_d.join("vhostd.conf")).unwrap(), good);
+    assert_eq!(http_get(http, "cm.core.test", "/").status, 200);
+}
+
+fn metric(v: &Vhostd, name: &str) -> f64 {
+    let m = http_get(v.admin_port, "127.0.0.1", "/metrics").body;
+    m.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter_map(|rest| rest.trim().parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_burst_of_starts_gives_a_handful_of_reloads_and_json_logs() {
+    let e = Engine::private("burst");
+    let dir = scratch("burst");
+    let ngx = Nginx::start(&dir);
+    let v = Vhostd::start(&dir, &e.host, &ngx, &["--no-acme", "--log-format", "json"]);
+    v.wait_ready();
+    let reloads = "vhostd_nginx_reloads_total{result=\"ok\"}";
+    let before = metric(&v, reloads);
+    let ports: Vec<u16> = (0..10).map(|_| free_port()).collect();
+    std::thread::scope(|s| {
+        for (i, p) in ports.iter().enumerate() {
+            let e = &e;
+            s.spawn(move || {
+                std::mem::forget(e.web(
+                    &format!("burst-{i}"),
+                    *p,
+                    &[
+                        ("VIRTUAL_HOST", &format!("b{i}.burst.test")),
+                        ("VIRTUAL_PORT", &p.to_string()),
+                    ],
+                ))
+            });
+        }
+    });
+    for i in 0..10 {
+        wait_http(ngx.http_port, &format!("b{i}.burst.test"), 200, None, T);
+    }
+    let events = metric(&v, "vhostd_docker_events_total");
+    let n = metric(&v, reloads) - before;
+    assert!(
+        events >= 10.0,
+        "at least one event per container ({events})"
+    );
+    assert!(
+        n >= 1.0 && n < 10.0,
+        "10 container starts ({events} events) gave {n} reloads: expected a handful, not one per event"
+    );
+    // JSON logs: one object per line with the structured fields.
+    let log = v.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"reload\""))
+        .expect("a reload decision logged");
+    let j: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+    assert_eq!(j["action"], "reload");
+    assert!(j["level"].is_string() && j["timestamp"].is_string());
 }

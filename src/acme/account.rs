@@ -83,9 +83,12 @@ impl Accounts {
             terms_of_service_agreed: true,
             only_return_existing: false,
         };
-        let (account, creds) = builder
-            .create(&new, directory.clone(), eab.as_ref())
-            .await
+        let mut builder = Some(builder);
+        let (account, creds) =
+            nonce_retry!(match builder.take().map_or_else(|| self.builder(), Ok) {
+                Ok(b) => b.create(&new, directory.clone(), eab.as_ref()).await,
+                Err(e) => Err(e),
+            })
             .map_err(err)?;
         let path = self
             .store

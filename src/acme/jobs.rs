@@ -69,16 +69,28 @@ pub async fn run_order(
     tracing::info!(domain = %spec.key, container = %spec.container, action = if renewal { "renewal-started" } else { "order-started" },
         names = %names.join(","), profile = profile.as_deref().unwrap_or("-"), "ordering certificate");
     let work = async {
-        let account = ctx
-            .accounts
-            .get(spec.email.as_deref(), spec.key.as_str())
-            .await?;
-        let req = OrderRequest {
-            spec: &spec,
-            profile: profile.as_deref(),
-            replaces: replaces.as_deref(),
-        };
-        order::issue(&ctx.settings, &ctx.store, &account, req).await
+        // A CA that forgot our account (a reset test CA, a deactivated account): register again
+        // at once instead of waiting out a backoff.
+        let mut registered_again = false;
+        loop {
+            let account = ctx
+                .accounts
+                .get(spec.email.as_deref(), spec.key.as_str())
+                .await?;
+            let req = OrderRequest {
+                spec: &spec,
+                profile: profile.as_deref(),
+                replaces: replaces.as_deref(),
+            };
+            match order::issue(&ctx.settings, &ctx.store, &account, req).await {
+                Err(e) if !registered_again && e.account_gone() => {
+                    registered_again = true;
+                    tracing::warn!(domain = %spec.key, action = "account-gone", error = %e, "the CA no longer knows our account; registering a new one");
+                    ctx.accounts.forget(spec.email.as_deref());
+                }
+                r => return r,
+            }
+        }
     };
     let result = match tokio::time::timeout(ORDER_LIMIT, work).await {
         Ok(r) => r,

@@ -9,6 +9,31 @@
 //! The controller calls [`plan`], then [`CertHandle::set_wanted`] once the challenge routes are
 //! live, and re-renders nginx when a [`CertEvent`] arrives. Nothing here touches nginx itself.
 
+/// How often one ACME request is re-sent when the CA rejects its nonce. instant-acme retries a
+/// bad nonce only a few times itself; a busy CA (or Pebble's `PEBBLE_WFE_NONCEREJECT`) can
+/// reject more, and a rejected request was never processed, so sending it again is safe.
+const NONCE_RETRIES: u32 = 8;
+
+/// Evaluates an instant-acme call again while it fails with `badNonce` (see [`NONCE_RETRIES`]).
+macro_rules! nonce_retry {
+    ($call:expr) => {{
+        let mut tries = 0u32;
+        loop {
+            match $call {
+                Err(e) if tries < $crate::acme::NONCE_RETRIES && $crate::acme::is_bad_nonce(&e) => {
+                    tries += 1
+                }
+                r => break r,
+            }
+        }
+    }};
+}
+
+/// True for the CA's `urn:ietf:params:acme:error:badNonce`.
+fn is_bad_nonce(e: &instant_acme::Error) -> bool {
+    matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":badNonce")))
+}
+
 mod account;
 pub mod backoff;
 pub mod certinfo;

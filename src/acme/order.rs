@@ -67,9 +67,7 @@ pub async fn issue(
     let mut order = new_order(account, &req).await?;
     let mut tokens = TokenFiles(Vec::new());
     authorize(settings, req.spec, &mut order, &mut tokens).await?;
-    let status = order
-        .poll_ready(&retry())
-        .await
+    let status = nonce_retry!(order.poll_ready(&retry()).await)
         .map_err(|e| AcmeError::protocol(key, "validation", e))?;
     if status != OrderStatus::Ready {
         return Err(AcmeError::Validation {
@@ -78,13 +76,9 @@ pub async fn issue(
         });
     }
     let (csr, key_pem) = csr(req.spec, settings.key_type)?;
-    order
-        .finalize_csr(&csr)
-        .await
+    nonce_retry!(order.finalize_csr(&csr).await)
         .map_err(|e| AcmeError::protocol(key, "finalize", e))?;
-    let chain = order
-        .poll_certificate(&retry())
-        .await
+    let chain = nonce_retry!(order.poll_certificate(&retry()).await)
         .map_err(|e| AcmeError::protocol(key, "certificate download", e))?;
     drop(tokens);
     store
@@ -117,7 +111,7 @@ async fn new_order(account: &Account, req: &OrderRequest<'_>) -> Result<Order, A
         None => NewOrder::new(&ids),
     };
     if let Some(cert_id) = req.replaces.and_then(parse_cert_id) {
-        match account.new_order(&base().replaces(cert_id)).await {
+        match nonce_retry!(account.new_order(&base().replaces(cert_id.clone())).await) {
             Ok(o) => return Ok(o),
             Err(e) if retry_without_replaces(&e) => {
                 tracing::info!(domain = key, action = "replaces-dropped", error = %e,
@@ -126,9 +120,7 @@ async fn new_order(account: &Account, req: &OrderRequest<'_>) -> Result<Order, A
             Err(e) => return Err(AcmeError::protocol(key, "new order", e)),
         }
     }
-    account
-        .new_order(&base())
-        .await
+    nonce_retry!(account.new_order(&base()).await)
         .map_err(|e| AcmeError::protocol(key, "new order", e))
 }
 
@@ -162,54 +154,68 @@ async fn authorize(
     tokens: &mut TokenFiles,
 ) -> Result<(), AcmeError> {
     let key = spec.key.as_str();
-    let mut authzs = order.authorizations();
-    while let Some(authz) = authzs.next().await {
-        let mut authz = authz.map_err(|e| AcmeError::protocol(key, "authorization fetch", e))?;
-        match authz.status {
-            AuthorizationStatus::Valid => continue,
-            AuthorizationStatus::Pending => {}
-            other => {
+    let mut readied: Vec<HostName> = Vec::new();
+    let mut tries = 0;
+    'walk: loop {
+        let mut authzs = order.authorizations();
+        while let Some(authz) = authzs.next().await {
+            let mut authz = match authz {
+                Ok(a) => a,
+                // A rejected nonce: walk the authorizations again (ready ones are skipped).
+                Err(e) if tries < super::NONCE_RETRIES && super::is_bad_nonce(&e) => {
+                    tries += 1;
+                    continue 'walk;
+                }
+                Err(e) => return Err(AcmeError::protocol(key, "authorization fetch", e)),
+            };
+            match authz.status {
+                AuthorizationStatus::Valid => continue,
+                AuthorizationStatus::Pending => {}
+                other => {
+                    return Err(AcmeError::Validation {
+                        domain: key.to_string(),
+                        detail: format!("authorization is {other:?}"),
+                    });
+                }
+            }
+            let name = match authz.identifier().identifier {
+                Identifier::Dns(n) => spec.names.iter().find(|h| h.as_str() == n).cloned(),
+                _ => None,
+            };
+            let Some(name) = name else {
                 return Err(AcmeError::Validation {
                     domain: key.to_string(),
-                    detail: format!("authorization is {other:?}"),
+                    detail: "the CA asked about a name we did not order".into(),
                 });
+            };
+            if readied.contains(&name) {
+                continue;
             }
+            let mut challenge =
+                authz
+                    .challenge(ChallengeType::Http01)
+                    .ok_or_else(|| AcmeError::Validation {
+                        domain: name.to_string(),
+                        detail: "the CA offers no http-01 challenge for this name".into(),
+                    })?;
+            let path = write_challenge(
+                &settings.webroot,
+                &name,
+                &challenge.token,
+                challenge.key_authorization().as_str(),
+            )
+            .map_err(|source| AcmeError::Io {
+                domain: name.to_string(),
+                path: settings.webroot.join(name.as_str()),
+                source,
+            })?;
+            tokens.0.push(path);
+            nonce_retry!(challenge.set_ready().await)
+                .map_err(|e| AcmeError::protocol(name.as_str(), "challenge", e))?;
+            readied.push(name);
         }
-        let name = match authz.identifier().identifier {
-            Identifier::Dns(n) => spec.names.iter().find(|h| h.as_str() == n).cloned(),
-            _ => None,
-        };
-        let Some(name) = name else {
-            return Err(AcmeError::Validation {
-                domain: key.to_string(),
-                detail: "the CA asked about a name we did not order".into(),
-            });
-        };
-        let mut challenge =
-            authz
-                .challenge(ChallengeType::Http01)
-                .ok_or_else(|| AcmeError::Validation {
-                    domain: name.to_string(),
-                    detail: "the CA offers no http-01 challenge for this name".into(),
-                })?;
-        let path = write_challenge(
-            &settings.webroot,
-            &name,
-            &challenge.token,
-            challenge.key_authorization().as_str(),
-        )
-        .map_err(|source| AcmeError::Io {
-            domain: name.to_string(),
-            path: settings.webroot.join(name.as_str()),
-            source,
-        })?;
-        tokens.0.push(path);
-        challenge
-            .set_ready()
-            .await
-            .map_err(|e| AcmeError::protocol(name.as_str(), "challenge", e))?;
+        return Ok(());
     }
-    Ok(())
 }
 
 /// The CA's reasons from the failed authorizations ("a.example.com: connection refused; ...").

@@ -21,9 +21,23 @@ use crate::host::HostName;
 /// How long one probe GET may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Checks that `http://NAME/.well-known/acme-challenge/PROBE` via `addr` serves the probe file.
-/// The error says what was seen instead.
+/// How long a failing probe is retried: `nginx -s reload` returns before the new workers
+/// serve, so the route for a name added a moment ago may need a few hundred milliseconds.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// Checks that `http://NAME/.well-known/acme-challenge/PROBE` via `addr` serves the probe file,
+/// retrying for a short settle time. The error says what was seen instead.
 pub async fn check(webroot: &Path, addr: SocketAddr, name: &HostName) -> Result<(), String> {
+    check_settled(webroot, addr, name, SETTLE).await
+}
+
+/// [`check`] with an explicit settle time (zero: one attempt).
+pub async fn check_settled(
+    webroot: &Path,
+    addr: SocketAddr,
+    name: &HostName,
+    settle: Duration,
+) -> Result<(), String> {
     let probe: String = rand::rng()
         .sample_iter(&Alphanumeric)
         .take(32)
@@ -33,20 +47,35 @@ pub async fn check(webroot: &Path, addr: SocketAddr, name: &HostName) -> Result<
     let body = format!("vhostd self-check {probe}\n");
     let path = write_challenge(webroot, name, &probe, &body)
         .map_err(|e| format!("cannot write the probe file: {e}"))?;
-    let got = tokio::time::timeout(TIMEOUT, fetch(addr, name, &probe)).await;
+    let url = format!("http://{name}/.well-known/acme-challenge/{probe} via {addr}");
+    let deadline = tokio::time::Instant::now() + settle;
+    // An HTTP answer says more about a broken route than a refused connection does: keep it.
+    let mut answered: Option<String> = None;
+    let result = loop {
+        let failed = match tokio::time::timeout(TIMEOUT, fetch(addr, name, &probe)).await {
+            Ok(Ok((200, b))) if b == body.as_bytes() => break Ok(()),
+            Ok(Ok((200, _))) => {
+                answered = Some(format!(
+                    "GET {url} answered 200 with another body (wrong webroot?)"
+                ));
+                None
+            }
+            Ok(Ok((status, _))) => {
+                answered = Some(format!("GET {url} answered HTTP {status}"));
+                None
+            }
+            Ok(Err(e)) => Some(format!("GET {url} failed: {e}")),
+            Err(_) => Some(format!("GET {url} timed out after {}s", TIMEOUT.as_secs())),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            break Err(answered.or(failed).unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     if let Err(e) = std::fs::remove_file(&path) {
         tracing::debug!(domain = %name, path = %path.display(), error = %e, "probe file removal failed");
     }
-    let url = format!("http://{name}/.well-known/acme-challenge/{probe} via {addr}");
-    match got {
-        Err(_) => Err(format!("GET {url} timed out after {}s", TIMEOUT.as_secs())),
-        Ok(Err(e)) => Err(format!("GET {url} failed: {e}")),
-        Ok(Ok((200, b))) if b == body.as_bytes() => Ok(()),
-        Ok(Ok((200, _))) => Err(format!(
-            "GET {url} answered 200 with another body (wrong webroot?)"
-        )),
-        Ok(Ok((status, _))) => Err(format!("GET {url} answered HTTP {status}")),
-    }
+    result
 }
 
 /// One GET, returning status and body (bodies are tiny: a probe file or an error page).
@@ -108,7 +137,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let name = HostName::parse("a.example.com").unwrap();
         let addr = serve_once(dir.path().to_path_buf()).await;
-        check(dir.path(), addr, &name).await.unwrap();
+        check_settled(dir.path(), addr, &name, Duration::ZERO)
+            .await
+            .unwrap();
         let left = std::fs::read_dir(super::super::store::challenge_dir(dir.path(), &name))
             .unwrap()
             .count();
@@ -121,14 +152,18 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let name = HostName::parse("a.example.com").unwrap();
         let addr = serve_once(other.path().to_path_buf()).await;
-        let e = check(dir.path(), addr, &name).await.unwrap_err();
+        let e = check_settled(dir.path(), addr, &name, Duration::from_millis(300))
+            .await
+            .unwrap_err();
         assert!(e.contains("HTTP 404"), "{e}");
         let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap()
             .local_addr()
             .unwrap();
-        let e = check(dir.path(), dead, &name).await.unwrap_err();
+        let e = check_settled(dir.path(), dead, &name, Duration::ZERO)
+            .await
+            .unwrap_err();
         assert!(e.contains("refused"), "{e}");
     }
 }

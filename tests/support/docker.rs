@@ -84,6 +84,32 @@ impl Engine {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Imports `local/nginx:host` (this machine's nginx binary, see scripts/testenv/nginx-image.sh).
+    pub fn nginx_image(&self) -> &'static str {
+        let out = Command::new(repo().join("scripts/testenv/nginx-image.sh"))
+            .arg(&self.state)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nginx-image.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        "local/nginx:host"
+    }
+
+    /// Starts a container from `args` (after `docker run -d --name NAME`); removed when the guard drops.
+    pub fn run(&self, name: &str, args: &[&str]) -> Container<'_> {
+        let _ = self.docker(&["rm", "-f", name]);
+        let mut all = vec!["run", "-d", "--name", name];
+        all.extend_from_slice(args);
+        self.ok(&all);
+        Container {
+            engine: self,
+            name: name.into(),
+        }
+    }
+
     /// dockerd's pid.
     pub fn daemon_pid(&self) -> Option<u32> {
         let p: u32 = std::fs::read_to_string(self.state.join("run/dockerd.pid"))

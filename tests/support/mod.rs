@@ -114,7 +114,6 @@ pub fn wait_http(
     body: Option<&str>,
     limit: Duration,
 ) -> Answer {
-    let mut last = None;
     let what = format!("http://{host}:{port}/ to answer {status} {body:?}");
     let end = Instant::now() + limit;
     loop {
@@ -122,10 +121,9 @@ pub fn wait_http(
         if a.status == status && body.is_none_or(|b| a.body.contains(b)) {
             return a;
         }
-        last = Some(a);
         assert!(
             Instant::now() < end,
-            "timed out after {limit:?} waiting for {what}; last answer: {last:?}"
+            "timed out after {limit:?} waiting for {what}; last answer: {a:?}"
         );
         std::thread::sleep(Duration::from_millis(25));
     }

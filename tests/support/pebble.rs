@@ -25,6 +25,12 @@ pub struct Pebble {
     /// Pebble's issuing root, fetched after start.
     pub root_pem: String,
     children: Vec<Child>,
+    /// Pebble's own process (restartable), apart from challtestsrv.
+    ca: Option<Child>,
+    config_path: PathBuf,
+    dns_port: u16,
+    acme_port: u16,
+    nonce_reject: u8,
 }
 
 /// Options for [`Pebble::start`].
@@ -32,6 +38,8 @@ pub struct Pebble {
 pub struct PebbleOpts {
     /// `certificateValidityPeriod` in seconds (Pebble's default is 5 years).
     pub validity_secs: Option<u64>,
+    /// `PEBBLE_WFE_NONCEREJECT`: percentage of valid nonces rejected as bad (default 0).
+    pub nonce_reject: Option<u8>,
 }
 
 impl Pebble {
@@ -61,7 +69,7 @@ impl Pebble {
             ]),
             &dir.join("challtestsrv.log"),
         );
-        let mut children = vec![chall];
+        let children = vec![chall];
         wait_tcp(chall_mgmt, "pebble-challtestsrv management port");
         let mut config = serde_json::json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{acme_port}"),
@@ -75,31 +83,59 @@ impl Pebble {
         }
         let config_path = dir.join("pebble-config.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        let pebble = spawn_logged(
-            Command::new("pebble")
-                .arg("-config")
-                .arg(&config_path)
-                .arg("-dnsserver")
-                .arg(format!("127.0.0.1:{dns_port}"))
-                .env("PEBBLE_VA_NOSLEEP", "1")
-                .env("PEBBLE_WFE_NONCEREJECT", "0")
-                .env("PEBBLE_AUTHZREUSE", "0"),
-            &dir.join("pebble.log"),
-        );
-        children.push(pebble);
         let mut p = Pebble {
             directory_url: format!("https://127.0.0.1:{acme_port}/dir"),
             listener_ca,
             mgmt_port,
             root_pem: String::new(),
             children,
+            ca: None,
+            config_path,
+            dns_port,
+            acme_port,
+            nonce_reject: opts.nonce_reject.unwrap_or(0),
             dir,
         };
-        wait_tcp(acme_port, "pebble ACME port");
-        p.root_pem = wait_for(Duration::from_secs(10), "pebble /roots/0", || {
-            p.fetch_mgmt("/roots/0")
-        });
+        p.start_ca();
         p
+    }
+
+    /// Starts Pebble itself (again): a fresh CA with a new root and no accounts or orders.
+    pub fn start_ca(&mut self) {
+        assert!(self.ca.is_none(), "pebble already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("pebble.log"))
+            .unwrap();
+        let err = log.try_clone().unwrap();
+        let child = Command::new("pebble")
+            .arg("-config")
+            .arg(&self.config_path)
+            .arg("-dnsserver")
+            .arg(format!("127.0.0.1:{}", self.dns_port))
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", self.nonce_reject.to_string())
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .expect("start pebble (is it installed?)");
+        self.ca = Some(child);
+        wait_tcp(self.acme_port, "pebble ACME port");
+        self.root_pem = wait_for(Duration::from_secs(10), "pebble /roots/0", || {
+            self.fetch_mgmt("/roots/0")
+        });
+    }
+
+    /// Stops Pebble (by PID), leaving its DNS server up.
+    pub fn stop_ca(&mut self) {
+        if let Some(mut c) = self.ca.take() {
+            stop_pid(c.id());
+            let _ = c.wait();
+        }
     }
 
     /// GET on the management API (trusting the listener CA); None until it answers 200.
@@ -145,6 +181,7 @@ impl Pebble {
 
 impl Drop for Pebble {
     fn drop(&mut self) {
+        self.stop_ca();
         for c in self.children.iter_mut().rev() {
             stop_pid(c.id());
             let _ = c.wait();

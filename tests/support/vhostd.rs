@@ -53,12 +53,28 @@ pub fn bin() -> &'static str {
 }
 
 impl Vhostd {
-    /// Starts `vhostd run` with the base flags plus `extra`, logging to `dir/vhostd.log`.
+    /// Starts `vhostd run` with the base flags plus `extra`, logging to `dir/vhostd-PORT.log`.
     pub fn start(dir: &Path, docker_host: &str, nginx: &Nginx, extra: &[&str]) -> Vhostd {
         let admin_port = free_port();
-        let mut args = vec!["run".to_string()];
-        args.extend(base_args(dir, docker_host, nginx, admin_port));
+        let mut args = base_args(dir, docker_host, nginx, admin_port);
         args.extend(extra.iter().map(|s| s.to_string()));
+        Self::start_args(dir, admin_port, args)
+    }
+
+    /// Starts `vhostd run ARGS` (the caller passes every flag but `--admin-addr`).
+    pub fn start_with(dir: &Path, args: &[String]) -> Vhostd {
+        let admin_port = free_port();
+        let mut args = args.to_vec();
+        args.extend([
+            "--admin-addr".to_string(),
+            format!("127.0.0.1:{admin_port}"),
+        ]);
+        Self::start_args(dir, admin_port, args)
+    }
+
+    fn start_args(dir: &Path, admin_port: u16, flags: Vec<String>) -> Vhostd {
+        let mut args = vec!["run".to_string()];
+        args.extend(flags);
         let log = dir.join(format!("vhostd-{admin_port}.log"));
         let child = Command::new(bin())
             .args(&args)

@@ -1,0 +1,354 @@
+//! Certificates end to end: the real `vhostd run` binary, a private dockerd, a real nginx and a
+//! real Pebble (with pebble-challtestsrv as DNS). HTTPS is checked with curl and openssl against
+//! Pebble's own root, as a user would.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::docker::Engine;
+use support::nginx::Nginx;
+use support::pebble::{Pebble, PebbleOpts};
+use support::vhostd::Vhostd;
+use support::{free_port, http_get, scratch, wait_for};
+
+const T: Duration = Duration::from_secs(60);
+
+/// One test's world: its own dockerd (so no other test's hosts get orders), nginx and Pebble.
+struct Env {
+    dir: PathBuf,
+    engine: Engine,
+    nginx: Nginx,
+    pebble: Pebble,
+}
+
+impl Env {
+    fn start(name: &str, opts: PebbleOpts) -> Env {
+        let dir = scratch(name);
+        let nginx = Nginx::start(&dir);
+        let pebble = Pebble::start(&dir, nginx.http_port, opts);
+        Env {
+            engine: Engine::private(name),
+            dir,
+            nginx,
+            pebble,
+        }
+    }
+
+    fn vhostd(&self, extra: &[&str]) -> Vhostd {
+        let mut args = vec![
+            "--acme-directory",
+            &self.pebble.directory_url,
+            "--acme-ca-bundle",
+            self.pebble.listener_ca.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let v = Vhostd::start(&self.dir, &self.engine.host, &self.nginx, &args);
+        v.wait_ready();
+        v
+    }
+
+    /// `curl https://HOST:PORT/` trusting only Pebble's current root.
+    fn https(&self, host: &str) -> Option<String> {
+        let root = self.pebble.root_file();
+        let port = self.nginx.https_port;
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "--max-time",
+                "5",
+                "--resolve",
+                &format!("{host}:{port}:127.0.0.1"),
+                "--cacert",
+            ])
+            .arg(&root)
+            .arg(format!("https://{host}:{port}/"))
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// The certificate nginx serves for `host`: (serial, sorted SAN DNS names).
+    fn served_cert(&self, host: &str) -> Option<(String, Vec<String>)> {
+        let sh = format!(
+            "openssl s_client -connect 127.0.0.1:{} -servername {host} </dev/null 2>/tmp/s_client.err | openssl x509 -noout -serial -ext subjectAltName",
+            self.nginx.https_port
+        );
+        let out = Command::new("sh").arg("-c").arg(sh).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !text.contains("serial=") {
+            eprintln!(
+                "s_client for {host}: {}",
+                std::fs::read_to_string("/tmp/s_client.err").unwrap_or_default()
+            );
+        }
+        let serial = text
+            .lines()
+            .find_map(|l| l.strip_prefix("serial="))?
+            .to_string();
+        let mut sans: Vec<String> = text
+            .split(|c| c == ',' || c == '\n')
+            .filter_map(|p| p.trim().strip_prefix("DNS:"))
+            .map(str::to_string)
+            .collect();
+        sans.sort();
+        Some((serial, sans))
+    }
+}
+
+fn cert_status(v: &Vhostd, key: &str) -> serde_json::Value {
+    v.status()["certificates"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["key"] == key).cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn certificates_are_issued_served_and_not_reordered_after_restarts() {
+    let env = Env::start("certs_issue", PebbleOpts::default());
+    let e = &env.engine;
+    let (p1, p2) = (free_port(), free_port());
+    let _a = e.web(
+        "certs-a",
+        p1,
+        &[
+            ("VIRTUAL_HOST", "a.certs.test, www.a.certs.test"),
+            ("VIRTUAL_PORT", &p1.to_string()),
+        ],
+    );
+    let _b = e.web(
+        "certs-b",
+        p2,
+        &[
+            ("VIRTUAL_HOST", "b.certs.test,api.b.certs.test"),
+            ("LETSENCRYPT_HOST", "b.certs.test"),
+            ("VIRTUAL_PORT", &p2.to_string()),
+        ],
+    );
+    let mut v = env.vhostd(&[]);
+
+    // A SAN certificate for the container's two names, served by nginx, chaining to Pebble's root.
+    let body = wait_for(T, "HTTPS for a.certs.test", || env.https("a.certs.test"));
+    assert_eq!(body, "certs-a");
+    assert_eq!(env.https("www.a.certs.test").as_deref(), Some("certs-a"));
+    let (serial_a, sans) = env.served_cert("a.certs.test").unwrap();
+    assert_eq!(sans, ["a.certs.test", "www.a.certs.test"]);
+    // LETSENCRYPT_HOST as a subset: only b gets a certificate; api.b stays on plain HTTP.
+    wait_for(T, "HTTPS for b.certs.test", || env.https("b.certs.test"));
+    assert_eq!(env.served_cert("b.certs.test").unwrap().1, ["b.certs.test"]);
+    assert_eq!(
+        http_get(env.nginx.http_port, "api.b.certs.test", "/")
+            .body
+            .trim(),
+        "certs-b"
+    );
+
+    // HTTP redirects to HTTPS (301, port included), while the challenge path stays on HTTP.
+    let r = http_get(env.nginx.http_port, "a.certs.test", "/x?y=1");
+    assert_eq!(r.status, 301);
+    assert!(
+        r.headers.contains(&format!(
+            "Location: https://a.certs.test:{}/x?y=1",
+            env.nginx.https_port
+        )),
+        "{}",
+        r.headers
+    );
+    let probe = v
+        .webroot
+        .join("a.certs.test/.well-known/acme-challenge/probe-file");
+    std::fs::write(&probe, "challenge-ok").unwrap();
+    let c = http_get(
+        env.nginx.http_port,
+        "a.certs.test",
+        "/.well-known/acme-challenge/probe-file",
+    );
+    assert_eq!((c.status, c.body.as_str()), (200, "challenge-ok"));
+    std::fs::remove_file(&probe).unwrap();
+    let st = cert_status(&v, "a.certs.test");
+    assert_eq!(st["state"], "valid", "{st}");
+    assert!(
+        st["not_after"].is_string() && st["next_renewal"].is_string(),
+        "{st}"
+    );
+
+    // Five restarts: no new order, the same certificate keeps being served.
+    let orders = env.pebble.order_count();
+    assert_eq!(orders, 2);
+    for _ in 0..5 {
+        v.stop();
+        v = env.vhostd(&[]);
+        wait_for(T, "both certificates known valid after restart", || {
+            (cert_status(&v, "a.certs.test")["state"] == "valid"
+                && cert_status(&v, "b.certs.test")["state"] == "valid")
+                .then_some(())
+        });
+    }
+    assert_eq!(
+        env.pebble.order_count(),
+        orders,
+        "restarts placed new orders"
+    );
+    assert_eq!(env.served_cert("a.certs.test").unwrap().0, serial_a);
+}
+
+#[test]
+fn short_lived_certificates_renew_with_no_failed_request() {
+    let env = Env::start(
+        "certs_renew",
+        PebbleOpts {
+            validity_secs: Some(40),
+            ..Default::default()
+        },
+    );
+    let e = &env.engine;
+    let p = free_port();
+    let _c = e.web(
+        "certs-renew",
+        p,
+        &[
+            ("VIRTUAL_HOST", "renew.certs.test"),
+            ("VIRTUAL_PORT", &p.to_string()),
+        ],
+    );
+    let _v = env.vhostd(&[]);
+    wait_for(T, "HTTPS for renew.certs.test", || {
+        env.https("renew.certs.test")
+    });
+    let (first, _) = env.served_cert("renew.certs.test").unwrap();
+    // Keep requesting over HTTPS until nginx serves a new serial; every request must succeed.
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut requests = 0;
+    loop {
+        assert_eq!(
+            env.https("renew.certs.test").as_deref(),
+            Some("certs-renew"),
+            "request {requests} failed during renewal"
+        );
+        requests += 1;
+        let (serial, _) = env
+            .served_cert("renew.certs.test")
+            .expect("a certificate is served");
+        if serial != first {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no renewal within 60 s of a 40 s certificate"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(requests > 5);
+}
+
+#[test]
+fn ca_outage_keeps_https_serving_records_backoff_and_recovers() {
+    // 50 % of nonces rejected: the client must retry badNonce and still converge.
+    let mut env = Env::start(
+        "certs_outage",
+        PebbleOpts {
+            nonce_reject: Some(50),
+            ..Default::default()
+        },
+    );
+    let e = &env.engine;
+    let (p1, p2) = (free_port(), free_port());
+    let _a = e.web(
+        "certs-up",
+        p1,
+        &[
+            ("VIRTUAL_HOST", "up.certs.test"),
+            ("VIRTUAL_PORT", &p1.to_string()),
+        ],
+    );
+    let v = env.vhostd(&[]);
+    wait_for(T, "HTTPS for up.certs.test despite rejected nonces", || {
+        env.https("up.certs.test")
+    });
+
+    env.pebble.stop_ca();
+    let _b = e.web(
+        "certs-late",
+        p2,
+        &[
+            ("VIRTUAL_HOST", "late.certs.test"),
+            ("VIRTUAL_PORT", &p2.to_string()),
+        ],
+    );
+    let st = wait_for(T, "backoff recorded for late.certs.test", || {
+        Some(cert_status(&v, "late.certs.test")).filter(|s| s["state"] == "backoff")
+    });
+    assert!(
+        st["last_error"].as_str().is_some_and(|e| !e.is_empty()) && st["next_attempt"].is_string(),
+        "{st}"
+    );
+    let state_file = std::fs::read_to_string(v.certs_dir.join("vhostd/certs/late.certs.test.json"))
+        .expect("backoff persisted on disk");
+    assert!(state_file.contains("\"failures\": 1"), "{state_file}");
+    // The existing certificate keeps serving, and the new host is served over HTTP meanwhile.
+    assert_eq!(env.https("up.certs.test").as_deref(), Some("certs-up"));
+    assert_eq!(
+        http_get(env.nginx.http_port, "late.certs.test", "/")
+            .body
+            .trim(),
+        "certs-late"
+    );
+
+    // The CA comes back (a fresh Pebble: new root, no accounts): vhostd recovers on its own.
+    env.pebble.start_ca();
+    wait_for(
+        Duration::from_secs(150),
+        "HTTPS for late.certs.test after the CA returned",
+        || env.https("late.certs.test"),
+    );
+}
+
+fn broken_challenge_templates(dir: &Path) -> PathBuf {
+    let t = dir.join("templates");
+    std::fs::create_dir_all(&t).unwrap();
+    let main = std::fs::read_to_string(support::repo().join("templates/nginx.conf.tera")).unwrap();
+    assert!(main.contains("try_files $uri =404;"));
+    std::fs::write(
+        t.join("nginx.conf.tera"),
+        main.replace("try_files $uri =404;", "return 404;"),
+    )
+    .unwrap();
+    t
+}
+
+#[test]
+fn failing_self_check_places_no_order() {
+    let env = Env::start("certs_selfcheck", PebbleOpts::default());
+    let tdir = broken_challenge_templates(&env.dir);
+    let e = &env.engine;
+    let p = free_port();
+    let _c = e.web(
+        "certs-selfcheck",
+        p,
+        &[
+            ("VIRTUAL_HOST", "selfcheck.certs.test"),
+            ("VIRTUAL_PORT", &p.to_string()),
+        ],
+    );
+    let v = env.vhostd(&["--template-dir", tdir.to_str().unwrap()]);
+    let st = wait_for(T, "self-check failure in /status", || {
+        Some(cert_status(&v, "selfcheck.certs.test")).filter(|s| s["state"] == "self-check failed")
+    });
+    assert!(
+        st["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("selfcheck.certs.test"),
+        "{st}"
+    );
+    assert_eq!(
+        env.pebble.order_count(),
+        0,
+        "an order was placed although the self-check failed"
+    );
+    assert!(v.log_text().contains("selfcheck.certs.test"));
+}
