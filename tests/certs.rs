@@ -135,11 +135,18 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
     let body = wait_for(T, "HTTPS for a.certs.test", || env.https("a.certs.test"));
     assert_eq!(body, "certs-a");
     assert_eq!(env.https("www.a.certs.test").as_deref(), Some("certs-a"));
-    let (serial_a, sans) = env.served_cert("a.certs.test").unwrap();
+    let (serial_a, sans) = wait_for(T, "a's certificate served", || {
+        env.served_cert("a.certs.test")
+    });
     assert_eq!(sans, ["a.certs.test", "www.a.certs.test"]);
     // LETSENCRYPT_HOST as a subset: only b gets a certificate; api.b stays on plain HTTP.
     wait_for(T, "HTTPS for b.certs.test", || env.https("b.certs.test"));
-    assert_eq!(env.served_cert("b.certs.test").unwrap().1, ["b.certs.test"]);
+    assert_eq!(
+        wait_for(T, "b's certificate served", || env
+            .served_cert("b.certs.test"))
+        .1,
+        ["b.certs.test"]
+    );
     assert_eq!(
         http_get(env.nginx.http_port, "api.b.certs.test", "/")
             .body
@@ -219,7 +226,16 @@ fn short_lived_certificates_renew_with_no_failed_request() {
     wait_for(T, "HTTPS for renew.certs.test", || {
         env.https("renew.certs.test")
     });
-    let (first, _) = env.served_cert("renew.certs.test").unwrap();
+    // Right after a reload nginx's old worker may still take a connection for a moment (it has
+    // no HTTPS block for this new host yet): start counting once the certificate is served stably.
+    let mut streak = 0;
+    let first = wait_for(T, "the first certificate served stably", || {
+        let served = env
+            .served_cert("renew.certs.test")
+            .filter(|_| env.https("renew.certs.test").is_some());
+        streak = if served.is_some() { streak + 1 } else { 0 };
+        served.filter(|_| streak >= 5).map(|(serial, _)| serial)
+    });
     // Keep requesting over HTTPS until nginx serves a new serial; every request must succeed.
     let end = Instant::now() + Duration::from_secs(60);
     let mut requests = 0;
