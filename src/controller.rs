@@ -14,6 +14,7 @@ use crate::debounce::Debounce;
 use crate::desired::{self, Desired};
 use crate::docker::Update;
 use crate::facts::ContainerFacts;
+use crate::host::HostName;
 use crate::metrics::{Metrics, ResultLabel};
 use crate::nginx::Nginx;
 use crate::render::{RenderSettings, Renderer};
@@ -47,6 +48,8 @@ pub struct Controller {
     force_reload: bool,
     /// Problems already logged, so each is logged once, not on every reconcile.
     logged_problems: BTreeSet<Problem>,
+    /// Live sites and the upstream servers of each, to log one line per site that changed.
+    live_sites: BTreeMap<HostName, Vec<String>>,
     skip_log: SkipLog,
     certs: Option<CertHandle>,
     status: Arc<RwLock<Status>>,
@@ -74,6 +77,7 @@ impl Controller {
             synced: false,
             force_reload: false,
             logged_problems: BTreeSet::new(),
+            live_sites: BTreeMap::new(),
             skip_log: SkipLog::default(),
         }
     }
@@ -231,6 +235,7 @@ impl Controller {
                     .reloads
                     .get_or_create(&ResultLabel { result: "ok" })
                     .inc();
+                self.log_site_changes(&d);
                 self.finish(&d, "ok", None);
             }
             Ok(false) => self.finish(&d, "unchanged", None),
@@ -265,6 +270,45 @@ impl Controller {
             tracing::warn!(container = %p.container, key = %p.key, action = "container_skipped", problem = %p.problem, "container left out or unreachable");
         }
         self.logged_problems = now;
+    }
+
+    /// One line per site that appeared, went away or changed upstreams in the config just made live.
+    fn log_site_changes(&mut self, d: &Desired) {
+        let now: BTreeMap<HostName, Vec<String>> = d
+            .sites
+            .sites
+            .values()
+            .map(|s| {
+                (
+                    s.host.clone(),
+                    s.locations
+                        .values()
+                        .flat_map(|l| l.servers.iter().map(|srv| format!("{}={srv}", l.path)))
+                        .collect(),
+                )
+            })
+            .collect();
+        for (host, servers) in &now {
+            let containers: BTreeSet<&str> = d.sites.sites[host]
+                .locations
+                .values()
+                .flat_map(|l| l.containers.iter().map(String::as_str))
+                .collect();
+            let container = containers.into_iter().collect::<Vec<_>>().join(",");
+            match self.live_sites.get(host) {
+                None => {
+                    tracing::info!(host = %host, container = %container, upstreams = %servers.join(" "), action = "site_added", "site added")
+                }
+                Some(old) if old != servers => {
+                    tracing::info!(host = %host, container = %container, upstreams = %servers.join(" "), action = "site_updated", "site upstreams changed")
+                }
+                Some(_) => {}
+            }
+        }
+        for host in self.live_sites.keys().filter(|h| !now.contains_key(*h)) {
+            tracing::info!(host = %host, action = "site_removed", "site removed");
+        }
+        self.live_sites = now;
     }
 
     /// Records the outcome in metrics and the status snapshot.
