@@ -11,13 +11,13 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::acme::{self, AcmeSettings, KeyType};
 use crate::admin::{self, AdminState};
 use crate::config::{KeyTypeArg, NginxMode, Settings};
-use crate::controller::{self, Controller, Inputs};
+use crate::controller::{Controller, Inputs};
 use crate::desired;
 use crate::docker;
 use crate::metrics::Metrics;
 use crate::nginx::Nginx;
 use crate::render::{RenderSettings, Renderer};
-use crate::sites::NginxReach;
+use crate::sites::{self, NginxReach};
 use crate::status::Status;
 
 /// A startup failure, with what to do about it.
@@ -72,22 +72,7 @@ pub async fn render_once(s: &Settings) -> Result<String, AppError> {
     let all = docker::snapshot(&docker, &docker::ApiCounter::default()).await?;
     let reach = match &s.nginx {
         NginxMode::Local(_) => NginxReach::Host,
-        NginxMode::Container(name) => {
-            let found = all.iter().find(|c| match name {
-                Some(n) => &c.name == n || c.id.starts_with(n.as_str()),
-                None => controller::is_nginx_labelled(c),
-            });
-            match found {
-                Some(c) if c.is_host_network() => NginxReach::Host,
-                Some(c) => NginxReach::Networks(
-                    c.networks
-                        .iter()
-                        .map(|(n, f)| (n.clone(), f.gateway.clone()))
-                        .collect(),
-                ),
-                None => NginxReach::Networks(Default::default()),
-            }
-        }
+        NginxMode::Container(name) => sites::reach_of(sites::find_nginx(&all, name.as_deref())),
     };
     let d = desired::compute(
         all.iter().filter(|c| c.running),

@@ -18,7 +18,7 @@ use crate::host::HostName;
 use crate::metrics::{Metrics, ResultLabel};
 use crate::nginx::Nginx;
 use crate::render::{RenderSettings, Renderer};
-use crate::sites::{NginxReach, Problem};
+use crate::sites::{self, NginxReach, Problem};
 use crate::status::{LocationStatus, ProblemStatus, SiteStatus, Status};
 
 /// Inputs the controller listens to.
@@ -182,22 +182,12 @@ impl Controller {
         let Nginx::Container(docker, _) = &self.nginx else {
             return NginxReach::Host;
         };
-        let wanted = self.settings.opts.nginx_container.as_deref();
-        let found = self.inventory.values().find(|c| match wanted {
-            Some(n) => c.name == n || c.id.starts_with(n),
-            None => is_nginx_labelled(c),
-        });
+        let found = sites::find_nginx(
+            self.inventory.values(),
+            self.settings.opts.nginx_container.as_deref(),
+        );
         self.nginx = Nginx::Container(docker.clone(), found.map(|c| c.id.clone()));
-        match found {
-            Some(c) if c.is_host_network() => NginxReach::Host,
-            Some(c) => NginxReach::Networks(
-                c.networks
-                    .iter()
-                    .map(|(n, f)| (n.clone(), f.gateway.clone()))
-                    .collect(),
-            ),
-            None => NginxReach::Networks(BTreeMap::new()),
-        }
+        sites::reach_of(found)
     }
 
     /// Recomputes the desired config and makes it live if it changed.
@@ -345,12 +335,6 @@ impl Controller {
             .map(|s| format!("{} ({}): {}", s.name, s.container, s.reason))
             .collect();
     }
-}
-
-/// True for the container marked as nginx (`vhostd.nginx=true`, or nginx-proxy's label).
-pub fn is_nginx_labelled(c: &ContainerFacts) -> bool {
-    c.labels.get("vhostd.nginx").is_some_and(|v| v == "true")
-        || c.labels.contains_key("com.github.nginx-proxy.nginx")
 }
 
 fn site_status(d: &Desired) -> Vec<SiteStatus> {

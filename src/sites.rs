@@ -22,6 +22,39 @@ pub enum NginxReach {
     Networks(BTreeMap<String, String>),
 }
 
+/// The nginx container among `containers`: by name or id prefix when `name` is given, else the
+/// one labelled `vhostd.nginx=true` (or nginx-proxy's `com.github.nginx-proxy.nginx`).
+pub fn find_nginx<'a>(
+    containers: impl IntoIterator<Item = &'a ContainerFacts>,
+    name: Option<&str>,
+) -> Option<&'a ContainerFacts> {
+    containers
+        .into_iter()
+        .filter(|c| c.running)
+        .find(|c| match name {
+            Some(n) => c.name == n || c.id.starts_with(n),
+            None => {
+                c.labels.get("vhostd.nginx").is_some_and(|v| v == "true")
+                    || c.labels.contains_key("com.github.nginx-proxy.nginx")
+            }
+        })
+}
+
+/// What an nginx container reaches: everything when it uses the host network, else its networks.
+/// No nginx container found: nothing is reachable (hosts answer 503 until it appears).
+pub fn reach_of(nginx: Option<&ContainerFacts>) -> NginxReach {
+    match nginx {
+        Some(c) if c.is_host_network() => NginxReach::Host,
+        Some(c) => NginxReach::Networks(
+            c.networks
+                .iter()
+                .map(|(n, f)| (n.clone(), f.gateway.clone()))
+                .collect(),
+        ),
+        None => NginxReach::Networks(BTreeMap::new()),
+    }
+}
+
 /// One problem with one container; the container is left out (bad value) or unreachable.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Problem {

@@ -201,6 +201,32 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
         "restarts placed new orders"
     );
     assert_eq!(env.served_cert("a.certs.test").unwrap().0, serial_a);
+
+    // `vhostd status` shows the certificates; `vhostd renew` renews one now: one new order.
+    let admin = format!("127.0.0.1:{}", v.admin_port);
+    let out = Command::new(support::vhostd::bin())
+        .args(["status", "--admin-addr", &admin])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && table.contains("a.certs.test") && table.contains("state=valid"),
+        "{table}"
+    );
+    let out = Command::new(support::vhostd::bin())
+        .args(["renew", "a.certs.test", "--admin-addr", &admin])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_for(T, "a renewed certificate served", || {
+        env.served_cert("a.certs.test")
+            .filter(|(s, _)| *s != serial_a)
+    });
+    assert_eq!(env.pebble.order_count(), orders + 1);
 }
 
 #[test]

@@ -69,16 +69,9 @@ fn render_case(case: &Case, all: &[ContainerFacts]) -> (String, Vec<sites::Probl
         "every container of the case is in inspect.json"
     );
     let reach = if case.reach_from_labelled_nginx {
-        let ngx = all
-            .iter()
-            .find(|c| c.labels.get("vhostd.nginx").is_some_and(|v| v == "true"))
-            .unwrap();
-        NginxReach::Networks(
-            ngx.networks
-                .iter()
-                .map(|(n, f)| (n.clone(), f.gateway.clone()))
-                .collect(),
-        )
+        sites::reach_of(Some(
+            sites::find_nginx(all, None).expect("a labelled nginx in inspect.json"),
+        ))
     } else {
         NginxReach::Host
     };
