@@ -42,7 +42,9 @@ impl Debounce {
         let quiet = self
             .last_fire
             .is_none_or(|t| first.saturating_duration_since(t) >= self.settle);
-        if quiet && first == last {
+        // Leading edge: after a quiet spell, fire at once. Events that arrive before it runs are
+        // included anyway (the reconcile reads the whole state), so they don't delay it.
+        if quiet {
             return Some(first);
         }
         Some((last + self.settle).min(first + self.max))

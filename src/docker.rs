@@ -124,12 +124,14 @@ pub fn event_action(ev: &EventMessage) -> Option<EventAction> {
                 _ => None,
             }
         }
-        EventMessageTypeEnum::NETWORK if action == "connect" || action == "disconnect" => actor
-            .attributes
-            .as_ref()?
-            .get("container")
-            .cloned()
-            .map(EventAction::Inspect),
+        EventMessageTypeEnum::NETWORK if action == "connect" || action == "disconnect" => {
+            let attrs = actor.attributes.as_ref()?;
+            // Joining `host` or `none` changes no address; start/die already say everything.
+            if matches!(attrs.get("type").map(String::as_str), Some("host" | "null")) {
+                return None;
+            }
+            attrs.get("container").cloned().map(EventAction::Inspect)
+        }
         _ => None,
     }
 }
