@@ -169,13 +169,13 @@ pub fn parse(c: &ContainerFacts) -> Result<Option<Routes>, Vec<LabelError>> {
     .flatten();
     let email = take(&mut errs, email(c.setting("LETSENCRYPT_EMAIL"))).flatten();
     let profile = take(&mut errs, profile(c.setting("ACME_PROFILE"))).flatten();
-    if let Some(ch) = &cert_hosts {
-        if let Some(h) = ch.iter().find(|h| !hosts.contains(h)) {
-            errs.push(err(
-                "LETSENCRYPT_HOST",
-                format!("{h} is not one of VIRTUAL_HOST's names"),
-            ));
-        }
+    if let Some(ch) = &cert_hosts
+        && let Some(h) = ch.iter().find(|h| !hosts.contains(h))
+    {
+        errs.push(err(
+            "LETSENCRYPT_HOST",
+            format!("{h} is not one of VIRTUAL_HOST's names"),
+        ));
     }
     match (port, proto, https_method, hsts) {
         (Some(port), Some(proto), Some(https_method), Some(hsts)) if errs.is_empty() => {

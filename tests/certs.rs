@@ -91,7 +91,7 @@ impl Env {
             .find_map(|l| l.strip_prefix("serial="))?
             .to_string();
         let mut sans: Vec<String> = text
-            .split(|c| c == ',' || c == '\n')
+            .split([',', '\n'])
             .filter_map(|p| p.trim().strip_prefix("DNS:"))
             .map(str::to_string)
             .collect();

@@ -499,7 +499,7 @@ fn a_burst_of_starts_gives_a_handful_of_reloads_and_json_logs() {
         "at least one event per container ({events})"
     );
     assert!(
-        n >= 1.0 && n < 10.0,
+        (1.0..10.0).contains(&n),
         "10 container starts ({events} events) gave {n} reloads: expected a handful, not one per event"
     );
     // JSON logs: one object per line with the structured fields.
@@ -511,4 +511,33 @@ fn a_burst_of_starts_gives_a_handful_of_reloads_and_json_logs() {
     let j: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
     assert_eq!(j["action"], "reload");
     assert!(j["level"].is_string() && j["timestamp"].is_string());
+}
+
+#[test]
+fn docker_down_at_start_leaves_the_live_config_alone() {
+    let dir = scratch("docker_down_at_start");
+    let ngx = Nginx::start(&dir);
+    let live = "# a config that was live before vhostd started\nserver { listen 127.0.0.1:1; }\n";
+    std::fs::write(ngx.conf_file(), live).unwrap();
+    let missing = format!("unix://{}/no-docker.sock", dir.display());
+    let v = Vhostd::start(&dir, &missing, &ngx, &["--no-acme"]);
+    wait_for(T, "several reconnect attempts", || {
+        (v.log_text().matches("docker_reconnect").count() >= 3).then_some(())
+    });
+    assert_eq!(
+        std::fs::read_to_string(ngx.conf_file()).unwrap(),
+        live,
+        "never an empty render while Docker is unreachable"
+    );
+    assert_eq!(
+        http_get(v.admin_port, "127.0.0.1", "/healthz").status,
+        200,
+        "alive"
+    );
+    assert_eq!(
+        http_get(v.admin_port, "127.0.0.1", "/readyz").status,
+        503,
+        "not ready: no config made live"
+    );
+    assert_eq!(v.status()["docker_connected"], false);
 }
