@@ -134,7 +134,9 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
     // A SAN certificate for the container's two names, served by nginx, chaining to Pebble's root.
     let body = wait_for(T, "HTTPS for a.certs.test", || env.https("a.certs.test"));
     assert_eq!(body, "certs-a");
-    assert_eq!(env.https("www.a.certs.test").as_deref(), Some("certs-a"));
+    wait_for(T, "HTTPS for www.a.certs.test", || {
+        env.https("www.a.certs.test").filter(|b| b == "certs-a")
+    });
     let (serial_a, sans) = wait_for(T, "a's certificate served", || {
         env.served_cert("a.certs.test")
     });
@@ -155,8 +157,9 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
     );
 
     // HTTP redirects to HTTPS (301, port included), while the challenge path stays on HTTP.
-    let r = http_get(env.nginx.http_port, "a.certs.test", "/x?y=1");
-    assert_eq!(r.status, 301);
+    let r = wait_for(T, "a 301 to HTTPS", || {
+        Some(http_get(env.nginx.http_port, "a.certs.test", "/x?y=1")).filter(|r| r.status == 301)
+    });
     assert!(
         r.headers.contains(&format!(
             "Location: https://a.certs.test:{}/x?y=1",

@@ -118,15 +118,14 @@ fn virtual_path_and_dest() {
     wait_for(T, "/api/ routed to the api container", || {
         (http_get(ngx.http_port, host, "/api/").body.trim() == "core-path-api").then_some(())
     });
-    assert_eq!(
-        http_get(ngx.http_port, host, "/").body.trim(),
-        "core-path-root"
-    );
-    assert_eq!(
-        http_get(ngx.http_port, host, "/api/sub/").body.trim(),
-        "core-path-api-sub",
-        "VIRTUAL_DEST=/ strips the prefix"
-    );
+    // (waits, not single shots: right after a reload nginx's old worker may answer once more)
+    wait_for(T, "/ routed to the root container", || {
+        (http_get(ngx.http_port, host, "/").body.trim() == "core-path-root").then_some(())
+    });
+    wait_for(T, "VIRTUAL_DEST=/ stripping the prefix", || {
+        (http_get(ngx.http_port, host, "/api/sub/").body.trim() == "core-path-api-sub")
+            .then_some(())
+    });
     // Without VIRTUAL_DEST the path goes upstream unchanged: /sub/ on the api container's port.
     wait_for(T, "/sub/ passed unchanged", || {
         (http_get(ngx.http_port, host, "/sub/").body.trim() == "core-path-api-sub").then_some(())
@@ -200,7 +199,8 @@ fn hostile_labels_leave_good_sites_unchanged() {
 
 #[test]
 fn broken_templates_keep_the_last_good_config() {
-    let e = docker::shared();
+    // A private engine: no other test's containers may change the config under the assertions.
+    let e = &Engine::private("templates");
     let dir = scratch("broken_template");
     let tdir = dir.join("templates");
     std::fs::create_dir_all(&tdir).unwrap();
@@ -210,7 +210,7 @@ fn broken_templates_keep_the_last_good_config() {
     let ngx = Nginx::start(&dir);
     let v = Vhostd::start(
         &dir,
-        &docker::shared().host,
+        &e.host,
         &ngx,
         &["--no-acme", "--template-dir", tdir.to_str().unwrap()],
     );
@@ -382,7 +382,7 @@ fn admin_endpoints_answer() {
 
 #[test]
 fn nginx_in_a_container_is_validated_by_exec_and_reloaded_by_sighup() {
-    let e = docker::shared();
+    let e = &Engine::private("container-mode");
     let image = e.nginx_image();
     let dir = scratch("container_mode");
     let conf_d = dir.join("conf.d");
