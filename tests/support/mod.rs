@@ -18,20 +18,22 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A free TCP port on 127.0.0.1, never handed out twice in this process: parallel tests start
+/// A free TCP port on 127.0.0.1 below the ephemeral range, never handed out twice in this process: parallel tests start
 /// containers some time after choosing their port, so "bind :0 and release" alone could repeat.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let _ = NEXT.compare_exchange(
         0,
-        20000 + (std::process::id() % 400) as u16 * 50,
+        20000 + (std::process::id() % 200) as u16 * 50,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
     loop {
         let p = NEXT.fetch_add(1, Ordering::SeqCst);
-        if p < 20000 {
+        // Stay below the kernel's ephemeral range (32768+): an outgoing connection could take a
+        // port there between our check and the server's bind.
+        if !(20000..32768).contains(&p) {
             NEXT.store(20000, Ordering::SeqCst);
             continue;
         }
