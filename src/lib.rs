@@ -7,6 +7,7 @@
 //! - [`controller`]: the one task that owns state and reconciles.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
 
 pub mod acme;
 pub mod admin;

@@ -253,10 +253,11 @@ pub fn upstream_name(host: &HostName, path: &UrlPath) -> String {
     format!("{readable}-{:08x}", fnv1a(key.as_bytes()) as u32)
 }
 
-/// FNV-1a: a tiny stable hash (std's hasher may change between Rust releases).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+/// FNV-1a (64-bit): a tiny hash that is stable across Rust releases (std's hasher is not), for
+/// names that must not change between runs: upstream names here, account file names in `acme`.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 

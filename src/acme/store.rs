@@ -134,7 +134,7 @@ impl Store {
 
     /// The account file for (directory, contact): one account per pair, reused across restarts.
     pub fn account_path(&self, directory: &str, contact: Option<&str>) -> PathBuf {
-        let id = fnv1a(format!("{directory}\n{}", contact.unwrap_or("")).as_bytes());
+        let id = crate::sites::fnv1a(format!("{directory}\n{}", contact.unwrap_or("")).as_bytes());
         self.certs_dir
             .join("vhostd")
             .join("accounts")
@@ -221,13 +221,6 @@ impl Store {
         }
         Ok(info)
     }
-}
-
-/// 64-bit FNV-1a: a stable, dependency-free file name for an account.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// The HTTP-01 directory of `name`: `WEBROOT/NAME/.well-known/acme-challenge/`.
