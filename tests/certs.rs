@@ -112,7 +112,7 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
     let env = Env::start("certs_issue", PebbleOpts::default());
     let e = &env.engine;
     let (p1, p2) = (free_port(), free_port());
-    let _a = e.web(
+    let a = e.web(
         "certs-a",
         p1,
         &[
@@ -204,6 +204,33 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
         "restarts placed new orders"
     );
     assert_eq!(env.served_cert("a.certs.test").unwrap().0, serial_a);
+
+    // Re-creating the container: its host leaves and comes back; still no new order.
+    drop(a);
+    wait_for(T, "a.certs.test gone", || {
+        (http_get(env.nginx.http_port, "a.certs.test", "/").status == 503).then_some(())
+    });
+    let _a = e.web(
+        "certs-a",
+        p1,
+        &[
+            ("VIRTUAL_HOST", "a.certs.test, www.a.certs.test"),
+            ("VIRTUAL_PORT", &p1.to_string()),
+        ],
+    );
+    wait_for(T, "a.certs.test back over HTTPS", || {
+        env.https("a.certs.test").filter(|b| b == "certs-a")
+    });
+    assert_eq!(cert_status(&v, "a.certs.test")["state"], "valid");
+    assert_eq!(
+        env.pebble.order_count(),
+        orders,
+        "re-creating the container placed an order"
+    );
+    assert_eq!(
+        wait_for(T, "a's certificate", || env.served_cert("a.certs.test")).0,
+        serial_a
+    );
 
     // `vhostd status` shows the certificates; `vhostd renew` renews one now: one new order.
     let admin = format!("127.0.0.1:{}", v.admin_port);
