@@ -26,6 +26,8 @@ pub struct AdminState {
     pub alive: Arc<AtomicBool>,
     /// The metrics registry.
     pub registry: Arc<prometheus_client::registry::Registry>,
+    /// The metric handles (certificate series are refreshed at scrape time).
+    pub metrics: crate::metrics::Metrics,
     /// The certificate task, when ACME is on.
     pub certs: Option<CertHandle>,
 }
@@ -68,6 +70,9 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
+    if let Some(c) = &s.certs {
+        s.metrics.set_certificates(&c.status());
+    }
     let mut body = String::new();
     if prometheus_client::encoding::text::encode(&mut body, &s.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

@@ -148,6 +148,7 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         status: status.clone(),
         alive: alive.clone(),
         registry: Arc::new(metrics.register()),
+        metrics: metrics.clone(),
         certs: certs.clone(),
     };
     let admin = tokio::spawn(admin::serve(listener, admin_state, shutdown.clone()));

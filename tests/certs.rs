@@ -232,6 +232,23 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
         serial_a
     );
 
+    // Metrics carry each certificate's expiry and failures, for alerting.
+    let m = http_get(v.admin_port, "127.0.0.1", "/metrics").body;
+    let not_after = m
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("vhostd_certificate_not_after_seconds{domain=\"a.certs.test\"} ")
+        })
+        .expect("not_after metric");
+    assert!(
+        not_after.trim().parse::<i64>().unwrap() > 1_700_000_000,
+        "{m}"
+    );
+    assert!(
+        m.contains("vhostd_certificate_failures{domain=\"b.certs.test\"} 0"),
+        "{m}"
+    );
+
     // `vhostd status` shows the certificates; `vhostd renew` renews one now: one new order.
     let admin = format!("127.0.0.1:{}", v.admin_port);
     let out = Command::new(support::vhostd::bin())
@@ -361,6 +378,11 @@ fn ca_outage_keeps_https_serving_records_backoff_and_recovers() {
     let state_file = std::fs::read_to_string(v.certs_dir.join("vhostd/certs/late.certs.test.json"))
         .expect("backoff persisted on disk");
     assert!(state_file.contains("\"failures\": 1"), "{state_file}");
+    let m = http_get(v.admin_port, "127.0.0.1", "/metrics").body;
+    assert!(
+        m.contains("vhostd_certificate_failures{domain=\"late.certs.test\"} 1"),
+        "{m}"
+    );
     // The existing certificate keeps serving, and the new host is served over HTTP meanwhile.
     assert_eq!(env.https("up.certs.test").as_deref(), Some("certs-up"));
     assert_eq!(
