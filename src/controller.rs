@@ -48,6 +48,9 @@ pub struct Controller {
     force_reload: bool,
     /// Problems already logged, so each is logged once, not on every reconcile.
     logged_problems: BTreeSet<Problem>,
+    /// Why the template directory's current files were refused (the previous templates stay in
+    /// use); reported with every reconcile until the files load again.
+    template_error: Option<String>,
     /// Live sites and the upstream servers of each, to log one line per site that changed.
     live_sites: BTreeMap<HostName, Vec<String>>,
     skip_log: SkipLog,
@@ -78,6 +81,7 @@ impl Controller {
             force_reload: false,
             logged_problems: BTreeSet::new(),
             live_sites: BTreeMap::new(),
+            template_error: None,
             skip_log: SkipLog::default(),
         }
     }
@@ -164,14 +168,11 @@ impl Controller {
             Ok(r) => {
                 tracing::info!(action = "templates_loaded", dir = %dir.display(), "templates reloaded");
                 self.renderer = r;
+                self.template_error = None;
             }
             Err(e) => {
                 tracing::error!(action = "templates_rejected", dir = %dir.display(), error = %e, "keeping the previous templates");
-                self.status
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .last_error = Some(e.to_string());
-                self.metrics.config_ok.set(0);
+                self.template_error = Some(e.to_string());
             }
         }
     }
@@ -309,14 +310,16 @@ impl Controller {
             .inc();
         self.metrics.sites.set(d.sites.sites.len() as i64);
         self.metrics.problems.set(d.sites.problems.len() as i64);
-        self.metrics.config_ok.set(i64::from(error.is_none()));
+        self.metrics
+            .config_ok
+            .set(i64::from(error.is_none() && self.template_error.is_none()));
         let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
         if error.is_none() {
             st.ready = true;
             st.last_applied = Some(time::OffsetDateTime::now_utc().unix_timestamp());
             st.sites = site_status(d);
         }
-        st.last_error = error;
+        st.last_error = error.or_else(|| self.template_error.clone());
         st.problems = d
             .sites
             .problems

@@ -227,8 +227,37 @@ fn broken_templates_keep_the_last_good_config() {
     wait_http(ngx.http_port, "tmpl.core.test", 200, Some("core-tmpl-a"), T);
     let good = std::fs::read(ngx.conf_file()).unwrap();
 
-    // 1. A template nginx rejects: nginx -t fails, the previous file goes back, nothing reloads.
     let main = std::fs::read_to_string(tdir.join("nginx.conf.tera")).unwrap();
+
+    // 1. A template Tera can't parse: the previous templates stay loaded (a new container is
+    //    still served with them) and the error stays reported while the broken file is there.
+    std::fs::write(tdir.join("nginx.conf.tera"), "{% for x in %}").unwrap();
+    wait_for(T, "template error in /status", || {
+        v.status()["last_error"]
+            .as_str()
+            .filter(|e| e.contains("template"))
+            .map(str::to_owned)
+    });
+    assert_eq!(std::fs::read(ngx.conf_file()).unwrap(), good);
+    let p0 = free_port();
+    let _c = e.web(
+        "core-tmpl-c",
+        p0,
+        &[
+            ("VIRTUAL_HOST", "tmpl0.core.test"),
+            ("VIRTUAL_PORT", &p0.to_string()),
+        ],
+    );
+    wait_http(ngx.http_port, "tmpl0.core.test", 200, None, T);
+    assert!(
+        v.status()["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("template")),
+        "error still reported"
+    );
+    let good = std::fs::read(ngx.conf_file()).unwrap();
+
+    // 2. A template nginx rejects: nginx -t fails, the previous file goes back, nothing reloads.
     std::fs::write(
         tdir.join("nginx.conf.tera"),
         format!("{main}\nthis_is_not_a_directive on;\n"),
@@ -243,19 +272,11 @@ fn broken_templates_keep_the_last_good_config() {
     assert_eq!(std::fs::read(ngx.conf_file()).unwrap(), good);
     assert_eq!(http_get(ngx.http_port, "tmpl.core.test", "/").status, 200);
 
-    // 2. A template Tera can't parse: the previous templates stay loaded, the error is reported.
-    std::fs::write(tdir.join("nginx.conf.tera"), "{% for x in %}").unwrap();
-    wait_for(T, "template error in /status", || {
-        v.status()["last_error"]
-            .as_str()
-            .filter(|e| e.contains("template"))
-            .map(str::to_owned)
-    });
-    assert_eq!(std::fs::read(ngx.conf_file()).unwrap(), good);
-    assert_eq!(http_get(ngx.http_port, "tmpl.core.test", "/").status, 200);
-
     // 3. Fixed again: back to normal.
     std::fs::write(tdir.join("nginx.conf.tera"), &main).unwrap();
+    wait_for(T, "the template error cleared", || {
+        v.status()["last_error"].is_null().then_some(())
+    });
     let p2 = free_port();
     let _b = e.web(
         "core-tmpl-b",
