@@ -44,7 +44,7 @@ fn main() {
         let rounds = if n > 5000 { 5 } else { 20 };
         for _ in 0..rounds {
             let t = Instant::now();
-            let s = sites::build(&all, &NginxReach::Host);
+            let s = sites::build(&all, &NginxReach::Host, &Default::default());
             let text = renderer
                 .render(&render::context(&s, &BTreeMap::new(), &settings))
                 .unwrap();

@@ -77,6 +77,7 @@ pub async fn render_once(s: &Settings) -> Result<String, AppError> {
     let d = desired::compute(
         all.iter().filter(|c| c.running),
         &reach,
+        &Default::default(),
         &renderer,
         &render_settings(s),
         &s.opts.certs_dir,

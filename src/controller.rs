@@ -42,6 +42,9 @@ pub struct Controller {
     renderer: Renderer,
     /// Running containers by id; replaced wholesale on every Docker (re)sync.
     inventory: BTreeMap<String, ContainerFacts>,
+    /// Containers asked to stop (SIGTERM) that still run: no new requests while others serve
+    /// the same location. Cleared when they die, restart or disappear.
+    draining: BTreeSet<String>,
     /// False until Docker has been listed once: never render from an empty, unknown inventory.
     synced: bool,
     /// A certificate changed on disk: reload nginx even if the rendered bytes are the same.
@@ -78,6 +81,7 @@ impl Controller {
             metrics,
             inventory: BTreeMap::new(),
             synced: false,
+            draining: BTreeSet::new(),
             force_reload: false,
             logged_problems: BTreeSet::new(),
             live_sites: BTreeMap::new(),
@@ -132,10 +136,32 @@ impl Controller {
                     .map(|c| (c.id.clone(), c))
                     .collect();
                 self.synced = true;
+                self.draining.retain(|id| self.inventory.contains_key(id));
                 status.docker_connected = true;
+            }
+            Update::Started(c) => {
+                self.metrics.docker_events.inc();
+                self.draining.remove(&c.id);
+                tracing::debug!(container = %c.name, running = c.running, action = "inspect", "container started");
+                if c.running {
+                    self.inventory.insert(c.id.clone(), c);
+                }
+            }
+            Update::Draining(id) => {
+                self.metrics.docker_events.inc();
+                let Some(c) = self.inventory.get(&id) else {
+                    return false;
+                };
+                if !self.draining.insert(id) {
+                    return false;
+                }
+                tracing::info!(container = %c.name, action = "drain", "container is stopping: no new requests while others serve its hosts");
             }
             Update::Upsert(c) => {
                 self.metrics.docker_events.inc();
+                if !c.running {
+                    self.draining.remove(&c.id);
+                }
                 tracing::debug!(container = %c.name, running = c.running, action = "inspect", "container changed");
                 if c.running {
                     self.inventory.insert(c.id.clone(), c);
@@ -145,6 +171,7 @@ impl Controller {
             }
             Update::Remove(id) => {
                 self.metrics.docker_events.inc();
+                self.draining.remove(&id);
                 if self.inventory.remove(&id).is_none() {
                     return false;
                 }
@@ -200,6 +227,7 @@ impl Controller {
         let d = desired::compute(
             self.inventory.values(),
             &reach,
+            &self.draining,
             &self.renderer,
             &self.render_settings(),
             &self.settings.opts.certs_dir,

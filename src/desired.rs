@@ -3,7 +3,7 @@
 //!
 //! Pure except for checking which certificate files exist on disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::acme::{self, CertCandidate, CertPlan};
@@ -28,11 +28,12 @@ pub struct Desired {
 pub fn compute<'a>(
     containers: impl IntoIterator<Item = &'a ContainerFacts>,
     reach: &NginxReach,
+    draining: &BTreeSet<String>,
     renderer: &Renderer,
     settings: &RenderSettings,
     certs_dir: &Path,
 ) -> Desired {
-    let mut sites = sites::build(containers, reach);
+    let mut sites = sites::build(containers, reach, draining);
     let certs = acme::plan(&candidates(&sites));
     let https = installed_certs(&mut sites, &certs, certs_dir);
     let text = renderer.render(&render::context(&sites, &https, settings));
@@ -165,6 +166,7 @@ mod tests {
         let d = compute(
             [&c],
             &NginxReach::Host,
+            &BTreeSet::new(),
             &Renderer::embedded(),
             &settings,
             dir.path(),
@@ -188,6 +190,7 @@ mod tests {
         let d = compute(
             [&c],
             &NginxReach::Host,
+            &BTreeSet::new(),
             &Renderer::embedded(),
             &settings,
             dir.path(),

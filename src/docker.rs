@@ -40,6 +40,10 @@ pub enum Update {
     Synced(Vec<ContainerFacts>),
     /// One container's new facts (it may have stopped: `running` says).
     Upsert(ContainerFacts),
+    /// A container (re)started: its new facts; any earlier drain is over.
+    Started(ContainerFacts),
+    /// A container was asked to stop: stop sending it new requests while it shuts down.
+    Draining(String),
     /// A container is gone.
     Remove(String),
     /// The connection is lost; the controller keeps the last config as it is.
@@ -105,6 +109,10 @@ async fn inspect(
 pub enum EventAction {
     /// Re-inspect this container.
     Inspect(String),
+    /// It (re)started: re-inspect it, and forget any earlier drain.
+    Started(String),
+    /// It was asked to stop (SIGTERM/SIGINT/SIGQUIT): take it out of rotation now, no inspect.
+    Drain(String),
     /// Drop this container (no inspect needed).
     Remove(String),
 }
@@ -119,8 +127,18 @@ pub fn event_action(ev: &EventMessage) -> Option<EventAction> {
             let verb = action.split(':').next().unwrap_or(action).trim();
             match verb {
                 "destroy" => Some(EventAction::Remove(id)),
-                "start" | "restart" | "die" | "stop" | "health_status" | "pause" | "unpause"
-                | "rename" | "update" => Some(EventAction::Inspect(id)),
+                "start" | "restart" => Some(EventAction::Started(id)),
+                "kill" => {
+                    let signal = actor.attributes.as_ref()?.get("signal")?;
+                    matches!(
+                        signal.as_str(),
+                        "15" | "2" | "3" | "SIGTERM" | "SIGINT" | "SIGQUIT"
+                    )
+                    .then_some(EventAction::Drain(id))
+                }
+                "die" | "stop" | "health_status" | "pause" | "unpause" | "rename" | "update" => {
+                    Some(EventAction::Inspect(id))
+                }
                 _ => None,
             }
         }
@@ -201,8 +219,13 @@ async fn follow(
                 let update = match event_action(&ev) {
                     None => continue,
                     Some(EventAction::Remove(id)) => Update::Remove(id),
+                    Some(EventAction::Drain(id)) => Update::Draining(id),
                     Some(EventAction::Inspect(id)) => match inspect(&docker, &id, api).await? {
                         Some(f) => Update::Upsert(f),
+                        None => Update::Remove(id),
+                    },
+                    Some(EventAction::Started(id)) => match inspect(&docker, &id, api).await? {
+                        Some(f) => Update::Started(f),
                         None => Update::Remove(id),
                     },
                 };
@@ -236,7 +259,7 @@ mod tests {
         );
         assert_eq!(
             event_action(&start),
-            Some(EventAction::Inspect("c1".into()))
+            Some(EventAction::Started("c1".into()))
         );
         let health = ev(
             r#"{"Type":"container","Action":"health_status: healthy","Actor":{"ID":"c1","Attributes":{}}}"#,
@@ -244,6 +267,19 @@ mod tests {
         assert_eq!(
             event_action(&health),
             Some(EventAction::Inspect("c1".into()))
+        );
+        // Recorded from dockerd 20.10: `docker stop` sends kill signal=15, then die, stop.
+        let term = ev(
+            r#"{"Type":"container","Action":"kill","Actor":{"ID":"c1","Attributes":{"signal":"15","name":"web"}}}"#,
+        );
+        assert_eq!(event_action(&term), Some(EventAction::Drain("c1".into())));
+        let hup = ev(
+            r#"{"Type":"container","Action":"kill","Actor":{"ID":"c1","Attributes":{"signal":"1","name":"web"}}}"#,
+        );
+        assert_eq!(
+            event_action(&hup),
+            None,
+            "SIGHUP (reload) keeps the container in rotation"
         );
         let destroy =
             ev(r#"{"Type":"container","Action":"destroy","Actor":{"ID":"c1","Attributes":{}}}"#);

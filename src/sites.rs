@@ -81,6 +81,10 @@ pub struct Location {
     pub servers: Vec<String>,
     /// Containers serving it (names, sorted), for status.
     pub containers: Vec<String>,
+    /// Servers of containers that are stopping: used only when no other server is left, so a
+    /// lone container still serves through its graceful shutdown.
+    #[serde(skip)]
+    pub draining: Vec<String>,
 }
 
 /// One virtual host.
@@ -108,9 +112,11 @@ pub struct Sites {
 }
 
 /// Builds the sites from every container in the inventory.
+/// `draining` holds the ids of containers asked to stop (see [`Location::draining`]).
 pub fn build<'a>(
     containers: impl IntoIterator<Item = &'a ContainerFacts>,
     reach: &NginxReach,
+    draining: &BTreeSet<String>,
 ) -> Sites {
     let mut sorted: Vec<&ContainerFacts> = containers.into_iter().filter(|c| c.running).collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
@@ -139,10 +145,26 @@ pub fn build<'a>(
                 None
             }
         };
+        let server = server.map(|s| (s, draining.contains(&c.id)));
         for host in &routes.hosts {
-            add_route(&mut out, c, host, &routes, server.as_deref());
+            add_route(
+                &mut out,
+                c,
+                host,
+                &routes,
+                server.as_ref().map(|(s, d)| (s.as_str(), *d)),
+            );
         }
         out.routes.push((c.name.clone(), routes));
+    }
+    for loc in out
+        .sites
+        .values_mut()
+        .flat_map(|s| s.locations.values_mut())
+    {
+        if loc.servers.is_empty() {
+            loc.servers = loc.draining.clone();
+        }
     }
     out
 }
@@ -152,7 +174,7 @@ fn add_route(
     c: &ContainerFacts,
     host: &HostName,
     r: &Routes,
-    server: Option<&str>,
+    server: Option<(&str, bool)>,
 ) {
     let site = out.sites.entry(host.clone()).or_insert_with(|| Site {
         host: host.clone(),
@@ -170,6 +192,7 @@ fn add_route(
             upstream: upstream_name(host, &r.path),
             servers: Vec::new(),
             containers: Vec::new(),
+            draining: Vec::new(),
         });
     if loc.proto != r.proto || loc.dest != r.dest {
         out.problems.push(Problem {
@@ -180,9 +203,14 @@ fn add_route(
         return;
     }
     loc.containers.push(c.name.clone());
-    if let Some(s) = server {
-        let set: BTreeSet<String> = loc.servers.drain(..).chain([s.to_string()]).collect();
-        loc.servers = set.into_iter().collect();
+    if let Some((s, draining)) = server {
+        let list = if draining {
+            &mut loc.draining
+        } else {
+            &mut loc.servers
+        };
+        let set: BTreeSet<String> = list.drain(..).chain([s.to_string()]).collect();
+        *list = set.into_iter().collect();
     }
 }
 
@@ -310,7 +338,7 @@ mod tests {
             &[("VIRTUAL_HOST", "x.com"), ("VIRTUAL_PORT", "8080")],
             &[],
         );
-        let s = build([&b, &a], &NginxReach::Host);
+        let s = build([&b, &a], &NginxReach::Host, &BTreeSet::new());
         let loc = &s.sites[&HostName::parse("x.com").unwrap()].locations[&UrlPath::root()];
         assert_eq!(loc.servers, ["127.0.0.1:8080", "172.19.0.2:80"]);
         assert_eq!(loc.containers, ["a", "b"]);
@@ -329,7 +357,7 @@ mod tests {
             &[("VIRTUAL_HOST", "y.com"), ("VIRTUAL_NETWORK", "alpha")],
             &[("alpha", "172.19.0.3")],
         );
-        let s = build([&a, &b], &reach);
+        let s = build([&a, &b], &reach, &BTreeSet::new());
         assert_eq!(
             s.sites[&HostName::parse("x.com").unwrap()].locations[&UrlPath::root()].servers,
             ["172.20.0.2:80"]
@@ -348,13 +376,45 @@ mod tests {
         a.health = Some(Health::Starting);
         let mut b = c("b", &[("VIRTUAL_HOST", "y.com")], &[]);
         b.running = false;
-        let s = build([&a, &b], &NginxReach::Host);
+        let s = build([&a, &b], &NginxReach::Host, &BTreeSet::new());
         assert!(
             s.sites[&HostName::parse("x.com").unwrap()].locations[&UrlPath::root()]
                 .servers
                 .is_empty()
         );
         assert!(!s.sites.contains_key(&HostName::parse("y.com").unwrap()));
+    }
+
+    #[test]
+    fn a_stopping_container_leaves_rotation_unless_it_is_the_last() {
+        let a = c(
+            "a",
+            &[("VIRTUAL_HOST", "x.com"), ("VIRTUAL_PORT", "1")],
+            &[],
+        );
+        let b = c(
+            "b",
+            &[("VIRTUAL_HOST", "x.com"), ("VIRTUAL_PORT", "2")],
+            &[],
+        );
+        let solo = c(
+            "solo",
+            &[("VIRTUAL_HOST", "y.com"), ("VIRTUAL_PORT", "3")],
+            &[],
+        );
+        let draining: BTreeSet<String> = ["id-a".to_string(), "id-solo".to_string()].into();
+        let s = build([&a, &b, &solo], &NginxReach::Host, &draining);
+        let servers = |h: &str| {
+            s.sites[&HostName::parse(h).unwrap()].locations[&UrlPath::root()]
+                .servers
+                .clone()
+        };
+        assert_eq!(servers("x.com"), ["127.0.0.1:2"]);
+        assert_eq!(
+            servers("y.com"),
+            ["127.0.0.1:3"],
+            "the last server keeps serving while it shuts down"
+        );
     }
 
     #[test]

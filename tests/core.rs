@@ -562,3 +562,73 @@ fn docker_down_at_start_leaves_the_live_config_alone() {
     );
     assert_eq!(v.status()["docker_connected"], false);
 }
+
+/// A container that, on SIGTERM, keeps listening but answers "draining" for 4 s before exiting
+/// (as an app finishing in-flight work would). PID 1 is the shell, so the trap receives the signal.
+fn graceful<'a>(
+    e: &'a Engine,
+    name: &str,
+    port: u16,
+    host: &str,
+) -> support::docker::Container<'a> {
+    let script = format!(
+        "mkdir -p /w && echo {name} > /w/index.html && httpd -p 127.0.0.1:{port} -h /w && \
+         trap 'echo draining > /w/index.html; sleep 4; exit 0' TERM && while :; do sleep 1; done"
+    );
+    let port_s = port.to_string();
+    e.run(
+        name,
+        &[
+            "--network",
+            "host",
+            "-l",
+            &format!("VIRTUAL_HOST={host}"),
+            "-l",
+            &format!("VIRTUAL_PORT={port_s}"),
+            docker::IMAGE,
+            "sh",
+            "-c",
+            &script,
+        ],
+    )
+}
+
+#[test]
+fn a_stopping_container_gets_no_new_requests_while_another_serves() {
+    let e = Engine::private("drain");
+    let dir = scratch("drain");
+    let ngx = Nginx::start(&dir);
+    let v = Vhostd::start(&dir, &e.host, &ngx, &["--no-acme"]);
+    v.wait_ready();
+    let host = "drain.core.test";
+    let (pa, pb) = (free_port(), free_port());
+    let _a = graceful(&e, "drain-a", pa, host);
+    let _b = graceful(&e, "drain-b", pb, host);
+    let mut seen = std::collections::BTreeSet::new();
+    wait_for(T, "both containers in rotation", || {
+        seen.insert(http_get(ngx.http_port, host, "/").body.trim().to_string());
+        (seen.contains("drain-a") && seen.contains("drain-b")).then_some(())
+    });
+    // Stop A (it takes ~5 s to exit). No request may reach it once it is shutting down.
+    std::thread::scope(|s| {
+        let stopper = s.spawn(|| e.ok(&["stop", "-t", "20", "drain-a"]));
+        while !stopper.is_finished() {
+            let a = http_get(ngx.http_port, host, "/");
+            assert!(
+                a.status == 200 && a.body.trim() != "draining",
+                "a request reached the stopping container: {a:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    assert!(v.log_text().contains("action=\"drain\""));
+    // The last container of a host is not drained: it serves through its own shutdown.
+    std::thread::scope(|s| {
+        let stopper = s.spawn(|| e.ok(&["stop", "-t", "20", "drain-b"]));
+        wait_for(T, "B answering while it shuts down", || {
+            (http_get(ngx.http_port, host, "/").body.trim() == "draining").then_some(())
+        });
+        stopper.join().unwrap();
+    });
+    wait_http(ngx.http_port, host, 503, None, T);
+}

@@ -75,7 +75,7 @@ fn render_case(case: &Case, all: &[ContainerFacts]) -> (String, Vec<sites::Probl
     } else {
         NginxReach::Host
     };
-    let s = sites::build(chosen, &reach);
+    let s = sites::build(chosen, &reach, &Default::default());
     let certs: BTreeMap<HostName, CertFiles> = case
         .certs
         .iter()
