@@ -385,12 +385,13 @@ fn ca_outage_keeps_https_serving_records_backoff_and_recovers() {
     );
     // The existing certificate keeps serving, and the new host is served over HTTP meanwhile.
     assert_eq!(env.https("up.certs.test").as_deref(), Some("certs-up"));
-    assert_eq!(
-        http_get(env.nginx.http_port, "late.certs.test", "/")
+    wait_for(T, "late.certs.test over HTTP meanwhile", || {
+        (http_get(env.nginx.http_port, "late.certs.test", "/")
             .body
-            .trim(),
-        "certs-late"
-    );
+            .trim()
+            == "certs-late")
+            .then_some(())
+    });
 
     // The CA comes back (a fresh Pebble: new root, no accounts): vhostd recovers on its own.
     env.pebble.start_ca();
