@@ -133,9 +133,9 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         (!s.opts.no_acme).then(|| acme::spawn(acme_settings(&s), cert_tx, shutdown.clone()));
     let nginx_docker = match &s.nginx {
         NginxMode::Local(argv) => Nginx::Local(argv.clone()),
-        NginxMode::Container(_) => {
-            Nginx::Container(docker::connect(&s.opts.docker_host).await?, None)
-        }
+        // The Docker client arrives from the watcher once it connects: startup must not wait
+        // for (or fail on) an engine that is down.
+        NginxMode::Container(_) => Nginx::Container(None, None),
     };
     tokio::spawn(docker::watch(
         s.opts.docker_host.clone(),

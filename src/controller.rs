@@ -16,7 +16,7 @@ use crate::docker::Update;
 use crate::facts::ContainerFacts;
 use crate::host::HostName;
 use crate::metrics::{Metrics, ResultLabel};
-use crate::nginx::Nginx;
+use crate::nginx::{Nginx, NginxError};
 use crate::render::{RenderSettings, Renderer};
 use crate::sites::{self, NginxReach, Problem};
 use crate::status::{LocationStatus, ProblemStatus, SiteStatus, Status};
@@ -129,6 +129,12 @@ impl Controller {
     fn apply_update(&mut self, u: Update) -> bool {
         let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
         match u {
+            Update::Connected(docker) => {
+                if let Nginx::Container(client, _) = &mut self.nginx {
+                    *client = Some(docker);
+                }
+                return false;
+            }
             Update::Synced(all) => {
                 self.inventory = all
                     .into_iter()
@@ -143,8 +149,11 @@ impl Controller {
                 self.metrics.docker_events.inc();
                 self.draining.remove(&c.id);
                 tracing::debug!(container = %c.name, running = c.running, action = "inspect", "container started");
+                // Already stopped again by the time of the inspect: trust the inspect.
                 if c.running {
                     self.inventory.insert(c.id.clone(), c);
+                } else if self.inventory.remove(&c.id).is_none() {
+                    return false;
                 }
             }
             Update::Draining(id) => {
@@ -207,14 +216,14 @@ impl Controller {
     /// Where nginx runs decides which container addresses it can reach; in container mode this
     /// also (re)locates the nginx container.
     fn reach(&mut self) -> NginxReach {
-        let Nginx::Container(docker, _) = &self.nginx else {
+        let Nginx::Container(_, id) = &mut self.nginx else {
             return NginxReach::Host;
         };
         let found = sites::find_nginx(
             self.inventory.values(),
             self.settings.opts.nginx_container.as_deref(),
         );
-        self.nginx = Nginx::Container(docker.clone(), found.map(|c| c.id.clone()));
+        *id = found.map(|c| c.id.clone());
         sites::reach_of(found)
     }
 
@@ -239,6 +248,7 @@ impl Controller {
             Err(e) => {
                 tracing::error!(action = "render_failed", error = %e, "render failed; the live config is unchanged");
                 self.finish(&d, "render_error", Some(e.to_string()));
+                self.set_wanted(&d, |h| self.live_sites.contains_key(h));
                 return;
             }
         };
@@ -257,20 +267,37 @@ impl Controller {
                 self.log_site_changes(&d);
                 self.finish(&d, "ok", None);
             }
-            Ok(false) => self.finish(&d, "unchanged", None),
+            Ok(false) => {
+                // The live file already is this config (e.g. after a restart): it is what
+                // nginx serves, so later changes are logged against it.
+                self.live_sites = live_site_map(&d);
+                self.finish(&d, "unchanged", None)
+            }
             Err(e) => {
                 tracing::error!(action = "nginx_rejected", error = %e, "the previous config stays live");
                 self.metrics
                     .reloads
                     .get_or_create(&ResultLabel { result: "error" })
                     .inc();
-                self.force_reload |= force;
+                // A rejected candidate was put back, so the next reconcile retries it anyway;
+                // any other failure (the reload itself) may have left the new bytes in place,
+                // where "unchanged" would otherwise hide that nginx never loaded them.
+                self.force_reload |= force || !matches!(e, NginxError::Rejected { .. });
                 self.finish(&d, "rejected", Some(e.to_string()));
+                // Certificates whose names are all live keep renewing: one bad candidate must
+                // not stop every renewal. New names wait until their challenge route is live.
+                self.set_wanted(&d, |h| self.live_sites.contains_key(h));
                 return;
             }
         }
+        self.set_wanted(&d, |_| true);
+    }
+
+    /// Hands the certificate task the planned certificates whose every name passes `live`.
+    fn set_wanted(&self, d: &Desired, live: impl Fn(&HostName) -> bool) {
         if let Some(certs) = &self.certs {
-            certs.set_wanted(d.certs.specs.clone());
+            let specs = d.certs.specs.iter().filter(|s| s.names.iter().all(&live));
+            certs.set_wanted(specs.cloned().collect());
         }
     }
 
@@ -293,20 +320,7 @@ impl Controller {
 
     /// One line per site that appeared, went away or changed upstreams in the config just made live.
     fn log_site_changes(&mut self, d: &Desired) {
-        let now: BTreeMap<HostName, Vec<String>> = d
-            .sites
-            .sites
-            .values()
-            .map(|s| {
-                (
-                    s.host.clone(),
-                    s.locations
-                        .values()
-                        .flat_map(|l| l.servers.iter().map(|srv| format!("{}={srv}", l.path)))
-                        .collect(),
-                )
-            })
-            .collect();
+        let now = live_site_map(d);
         for (host, servers) in &now {
             let containers: BTreeSet<&str> = d.sites.sites[host]
                 .locations
@@ -366,6 +380,23 @@ impl Controller {
             .map(|s| format!("{} ({}): {}", s.name, s.container, s.reason))
             .collect();
     }
+}
+
+/// Every site of `d` with its upstream servers (`path=addr`), as the controller remembers them.
+fn live_site_map(d: &Desired) -> BTreeMap<HostName, Vec<String>> {
+    d.sites
+        .sites
+        .values()
+        .map(|s| {
+            (
+                s.host.clone(),
+                s.locations
+                    .values()
+                    .flat_map(|l| l.servers.iter().map(|srv| format!("{}={srv}", l.path)))
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 fn site_status(d: &Desired) -> Vec<SiteStatus> {

@@ -36,6 +36,8 @@ fn derr(op: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerE
 /// What the watcher tells the controller.
 #[derive(Debug)]
 pub enum Update {
+    /// Connected (or reconnected) with this negotiated client; sent before the first `Synced`.
+    Connected(Docker),
     /// A full, fresh view of every running container (after connect, reconnect or resync).
     Synced(Vec<ContainerFacts>),
     /// One container's new facts (it may have stopped: `running` says).
@@ -194,6 +196,9 @@ async fn follow(
 ) -> Result<(), DockerError> {
     let docker = connect(host).await?;
     api.inc();
+    if tx.send(Update::Connected(docker.clone())).await.is_err() {
+        return Ok(());
+    }
     // Subscribe from a moment before the list, so an event racing the list is replayed, not lost.
     let since = (time::OffsetDateTime::now_utc().unix_timestamp() - 1).to_string();
     let filters = HashMap::from([("type", vec!["container", "network"])]);

@@ -30,6 +30,9 @@ pub enum HostError {
         /// The offending label.
         label: String,
     },
+    /// Two dots in a row or a leading dot (`../x`, `.a.com`).
+    #[error("host name {0:?} has an empty label (a leading dot or two dots in a row)")]
+    EmptyLabel(String),
     /// A `*` anywhere but a whole first or last label.
     #[error(
         "host name {0:?}: a wildcard must be a whole first label (*.a.com) or last label (a.*)"
@@ -66,6 +69,9 @@ impl HostName {
                     return Err(HostError::BadWildcard(raw.to_string()));
                 }
                 continue;
+            }
+            if label.is_empty() {
+                return Err(HostError::EmptyLabel(raw.to_string()));
             }
             if !valid_label(label) {
                 return Err(HostError::BadLabel {
@@ -166,5 +172,10 @@ mod tests {
             assert!(HostName::parse(bad).is_err(), "{bad:?} must be refused");
         }
         assert!(HostName::parse(&format!("{}.com", "a".repeat(64))).is_err());
+        assert_eq!(
+            HostName::parse("../../etc"),
+            Err(HostError::EmptyLabel("../../etc".into())),
+            "a traversal attempt is named for what it is, not as a bad empty label"
+        );
     }
 }

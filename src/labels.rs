@@ -131,6 +131,21 @@ fn err(key: &'static str, problem: impl Into<String>) -> LabelError {
     }
 }
 
+/// The HTTP-01 route belongs to vhostd on every host: a VIRTUAL_PATH at or under it would
+/// either duplicate nginx's location (a rejected config) or shadow some challenge tokens.
+fn reserved_path(p: Option<UrlPath>) -> Result<Option<UrlPath>, LabelError> {
+    match p {
+        Some(p) if p.as_str().starts_with("/.well-known/acme-challenge") => Err(err(
+            "VIRTUAL_PATH",
+            format!(
+                "{:?} is vhostd's ACME challenge route on every host; choose another path",
+                p.as_str()
+            ),
+        )),
+        p => Ok(p),
+    }
+}
+
 /// Parses a container's routes. `Ok(None)`: it has no VIRTUAL_HOST. `Err`: every bad key.
 pub fn parse(c: &ContainerFacts) -> Result<Option<Routes>, Vec<LabelError>> {
     let Some(raw_hosts) = c.setting("VIRTUAL_HOST") else {
@@ -148,7 +163,7 @@ pub fn parse(c: &ContainerFacts) -> Result<Option<Routes>, Vec<LabelError>> {
     let proto = take(&mut errs, proto(c.setting("VIRTUAL_PROTO")));
     let path = take(
         &mut errs,
-        opt_path("VIRTUAL_PATH", c.setting("VIRTUAL_PATH")),
+        opt_path("VIRTUAL_PATH", c.setting("VIRTUAL_PATH")).and_then(reserved_path),
     )
     .flatten()
     .unwrap_or_else(UrlPath::root);
@@ -431,6 +446,8 @@ mod tests {
             ("VIRTUAL_PATH", "/x { }"),
             ("VIRTUAL_DEST", "/$1"),
             ("VIRTUAL_PATH", "/a\"b"),
+            ("VIRTUAL_PATH", "/.well-known/acme-challenge/"),
+            ("VIRTUAL_PATH", "/.well-known/acme-challenge/x"),
             ("VIRTUAL_NETWORK", "n;x"),
             ("LETSENCRYPT_EMAIL", "a@b.c\nx"),
         ] {

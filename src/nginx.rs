@@ -63,8 +63,9 @@ pub enum NginxError {
 pub enum Nginx {
     /// Local process: the argv prefix (e.g. `nginx -p /srv -c /srv/nginx.conf`).
     Local(Vec<String>),
-    /// A container reached through Docker; `None` until it is found.
-    Container(Docker, Option<String>),
+    /// A container reached through Docker: the client once Docker is connected, and the
+    /// container's id once it is found.
+    Container(Option<Docker>, Option<String>),
 }
 
 impl Nginx {
@@ -72,8 +73,8 @@ impl Nginx {
     pub async fn test(&self) -> Result<(), NginxError> {
         match self {
             Nginx::Local(argv) => run_local(argv, &["-t", "-q"]).await,
-            Nginx::Container(docker, Some(id)) => exec_test(docker, id).await,
-            Nginx::Container(_, None) => Err(NginxError::NoContainer),
+            Nginx::Container(Some(docker), Some(id)) => exec_test(docker, id).await,
+            Nginx::Container(..) => Err(NginxError::NoContainer),
         }
     }
 
@@ -81,7 +82,7 @@ impl Nginx {
     pub async fn reload(&self) -> Result<(), NginxError> {
         match self {
             Nginx::Local(argv) => run_local(argv, &["-s", "reload"]).await,
-            Nginx::Container(docker, Some(id)) => {
+            Nginx::Container(Some(docker), Some(id)) => {
                 let opts = KillContainerOptionsBuilder::default()
                     .signal("SIGHUP")
                     .build();
@@ -94,7 +95,7 @@ impl Nginx {
                         detail: e.to_string(),
                     })
             }
-            Nginx::Container(_, None) => Err(NginxError::NoContainer),
+            Nginx::Container(..) => Err(NginxError::NoContainer),
         }
     }
 

@@ -136,6 +136,8 @@ pub struct Context {
     redirect_port: String,
     upstreams: Vec<UpstreamCtx>,
     sites: Vec<SiteCtx>,
+    /// `server_names_hash_bucket_size` when the longest name does not fit nginx's default (64).
+    names_bucket_size: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -232,13 +234,25 @@ pub fn context(
     } else {
         format!(":{}", s.https_port)
     };
+    let longest = sites.sites.keys().map(|h| h.as_str().len()).max();
     Context {
         http_port: s.http_port,
         https_port: s.https_port,
         redirect_port,
         upstreams,
         sites: out,
+        names_bucket_size: longest.and_then(names_bucket_size),
     }
+}
+
+/// The `server_names_hash_bucket_size` a name of `len` bytes needs, when nginx's default of 64
+/// is too small: without it one long name (47+ characters) makes nginx reject the whole config.
+/// nginx needs room for a pointer, the name plus 2 bytes aligned to a pointer, and an end
+/// pointer; sizes are powers of two.
+pub fn names_bucket_size(len: usize) -> Option<usize> {
+    let ptr = std::mem::size_of::<usize>();
+    let need = ptr + (len + 2).div_ceil(ptr) * ptr + ptr;
+    (need > 64).then(|| need.next_power_of_two())
 }
 
 fn location(l: &Location) -> LocationCtx {

@@ -28,16 +28,20 @@ pub fn find_nginx<'a>(
     containers: impl IntoIterator<Item = &'a ContainerFacts>,
     name: Option<&str>,
 ) -> Option<&'a ContainerFacts> {
+    let wanted = name.filter(|n| !n.is_empty());
+    let matches = |c: &ContainerFacts| match wanted {
+        Some(n) => c.name == n || c.id.starts_with(n),
+        None => {
+            c.labels.get("vhostd.nginx").is_some_and(|v| v == "true")
+                || c.labels.contains_key("com.github.nginx-proxy.nginx")
+        }
+    };
+    // Several matches: an exact name first, then the lowest id, whatever order the caller
+    // lists them in, so `vhostd render` and the daemon pick the same container.
     containers
         .into_iter()
-        .filter(|c| c.running)
-        .find(|c| match name {
-            Some(n) => c.name == n || c.id.starts_with(n),
-            None => {
-                c.labels.get("vhostd.nginx").is_some_and(|v| v == "true")
-                    || c.labels.contains_key("com.github.nginx-proxy.nginx")
-            }
-        })
+        .filter(|c| c.running && matches(c))
+        .min_by_key(|c| (Some(c.name.as_str()) != wanted, c.id.as_str()))
 }
 
 /// What an nginx container reaches: everything when it uses the host network, else its networks.
@@ -145,6 +149,16 @@ pub fn build<'a>(
                 None
             }
         };
+        // Like a bad value, a conflict with a container already serving one of the names drops
+        // this container whole: half a container's names served would surprise more than none.
+        if let Some(problem) = conflict(&out, &routes) {
+            out.problems.push(Problem {
+                container: c.name.clone(),
+                key: "VIRTUAL_PROTO".into(),
+                problem,
+            });
+            continue;
+        }
         let server = server.map(|s| (s, draining.contains(&c.id)));
         for host in &routes.hosts {
             add_route(
@@ -167,6 +181,22 @@ pub fn build<'a>(
         }
     }
     out
+}
+
+/// Why `r` cannot join the sites built so far: one of its host/path pairs is already served
+/// with another protocol or rewrite, which one upstream cannot do both ways.
+fn conflict(out: &Sites, r: &Routes) -> Option<String> {
+    r.hosts.iter().find_map(|host| {
+        let loc = out.sites.get(host)?.locations.get(&r.path)?;
+        (loc.proto != r.proto || loc.dest != r.dest).then(|| {
+            format!(
+                "{host}{} is already served with another VIRTUAL_PROTO/VIRTUAL_DEST by {}; \
+                 this container (all its names) is left out until they agree",
+                r.path,
+                loc.containers.join(",")
+            )
+        })
+    })
 }
 
 fn add_route(
@@ -194,14 +224,6 @@ fn add_route(
             containers: Vec::new(),
             draining: Vec::new(),
         });
-    if loc.proto != r.proto || loc.dest != r.dest {
-        out.problems.push(Problem {
-            container: c.name.clone(),
-            key: "VIRTUAL_PROTO".into(),
-            problem: format!("{host}{} is already served with another VIRTUAL_PROTO/VIRTUAL_DEST by {}; this container is not added", r.path, loc.containers.join(",")),
-        });
-        return;
-    }
     loc.containers.push(c.name.clone());
     if let Some((s, draining)) = server {
         let list = if draining {
@@ -415,6 +437,28 @@ mod tests {
             ["127.0.0.1:3"],
             "the last server keeps serving while it shuts down"
         );
+    }
+
+    #[test]
+    fn a_conflicting_container_is_left_out_whole() {
+        let a = c("a", &[("VIRTUAL_HOST", "x.com")], &[]);
+        let b = c(
+            "b",
+            &[("VIRTUAL_HOST", "x.com,y.com"), ("VIRTUAL_PROTO", "https")],
+            &[],
+        );
+        let s = build([&b, &a], &NginxReach::Host, &BTreeSet::new());
+        assert_eq!(
+            s.sites.keys().map(|h| h.as_str()).collect::<Vec<_>>(),
+            ["x.com"],
+            "y.com must not be served by half of b"
+        );
+        assert_eq!(s.routes.len(), 1, "b asks for no certificate");
+        assert_eq!(
+            (s.problems[0].container.as_str(), s.problems[0].key.as_str()),
+            ("b", "VIRTUAL_PROTO")
+        );
+        assert!(s.problems[0].problem.contains("by a"), "{:?}", s.problems);
     }
 
     #[test]

@@ -142,6 +142,13 @@ const EVIL: &[(&str, &str)] = &[
     ("evil5", "VIRTUAL_HOST"),
     ("evil6", "VIRTUAL_PORT"),
     ("evil7", "HSTS"),
+    ("evil8", "VIRTUAL_PATH"),
+    ("evil9", "VIRTUAL_PROTO"),
+    ("evil10", "HTTPS_METHOD"),
+    ("evil11", "VIRTUAL_DEST"),
+    ("evil12", "VIRTUAL_HOST"),
+    ("evil13", "VIRTUAL_NETWORK"),
+    ("evil14", "VIRTUAL_HOST"),
 ];
 
 #[test]
@@ -178,6 +185,10 @@ fn hostile_containers_leave_the_others_byte_for_byte_unchanged() {
         "return 200 $host",
         "add_header X y",
         "99999",
+        "include /etc/passwd",
+        "return 200",
+        "net\"x",
+        "bad..name",
     ] {
         assert!(
             !mixed.contains(needle),

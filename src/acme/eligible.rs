@@ -25,6 +25,8 @@ pub enum SkipReason {
     SingleLabel,
     /// A wildcard: HTTP-01 cannot validate it (needs DNS-01).
     Wildcard,
+    /// An underscore: allowed in host names nginx routes, refused by public CAs in certificates.
+    Underscore,
     /// Another container's certificate already covers the name.
     Covered {
         /// The key of the certificate that covers it.
@@ -48,6 +50,9 @@ impl fmt::Display for SkipReason {
             SkipReason::SingleLabel => f.write_str("a name without a dot is not a public domain"),
             SkipReason::Wildcard => {
                 f.write_str("wildcard names need DNS-01; HTTP-01 cannot validate them")
+            }
+            SkipReason::Underscore => {
+                f.write_str("public CAs refuse names with an underscore")
             }
             SkipReason::Covered { key } => {
                 write!(f, "already covered by the certificate for {key}")
@@ -75,6 +80,9 @@ pub fn ineligible(name: &HostName) -> Option<SkipReason> {
     if !s.contains('.') {
         return Some(SkipReason::SingleLabel);
     }
+    if s.contains('_') {
+        return Some(SkipReason::Underscore);
+    }
     PRIVATE_SUFFIXES
         .iter()
         .find(|suffix| s.ends_with(*suffix) || s == &suffix[1..])
@@ -95,7 +103,6 @@ mod tests {
             "example.com",
             "a.b.example.org",
             "xn--bcher-kva.de",
-            "my_app.example.net",
             "localhost.example.com",
         ] {
             assert_eq!(why(ok), None, "{ok}");
@@ -124,6 +131,7 @@ mod tests {
             })
         );
         assert_eq!(why("web"), Some(SkipReason::SingleLabel));
+        assert_eq!(why("my_app.example.net"), Some(SkipReason::Underscore));
         assert_eq!(why("*.example.com"), Some(SkipReason::Wildcard));
         assert_eq!(why("example.*"), Some(SkipReason::Wildcard));
         assert_eq!(

@@ -44,7 +44,13 @@ impl Nginx {
             "nginx failed to start; see {}/error.log",
             ngx.dir.display()
         );
-        wait_for(Duration::from_secs(10), "nginx pid file", || ngx.pid());
+        let master = wait_for(Duration::from_secs(10), "nginx pid file", || ngx.pid());
+        // nginx installs its SIGHUP handler before writing the pid file but only blocks signals
+        // (so that a reload is acted on) just before forking workers: a `-s reload` sent in
+        // between is swallowed until some other signal arrives. Once a worker exists, reloads work.
+        wait_for(Duration::from_secs(10), "nginx worker process", || {
+            has_child(master).then_some(())
+        });
         ngx
     }
 
@@ -80,6 +86,21 @@ impl Nginx {
             .ok()?;
         running(p).then_some(p)
     }
+}
+
+/// True when some live process has `pid` as its parent.
+fn has_child(pid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        std::fs::read_to_string(e.path().join("stat"))
+            .ok()
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.to_string()))
+            .and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+            == Some(pid)
+    })
 }
 
 impl Drop for Nginx {
