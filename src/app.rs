@@ -102,7 +102,9 @@ fn acme_settings(s: &Settings) -> AcmeSettings {
         },
         certs_dir: o.certs_dir.clone(),
         webroot: o.webroot.clone(),
-        self_check: std::net::SocketAddr::from(([127, 0, 0, 1], o.http_port)),
+        self_check: o
+            .self_check_addr
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], o.http_port))),
         concurrency: o.acme_concurrency,
     }
 }

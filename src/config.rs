@@ -146,6 +146,10 @@ pub struct Opts {
     /// Turn certificate management off (HTTP only).
     #[arg(long, env = "VHOSTD_NO_ACME", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub no_acme: bool,
+    /// Where the pre-order self-check reaches nginx's HTTP listener (default 127.0.0.1:--http-port;
+    /// set it when vhostd does not share nginx's network namespace).
+    #[arg(long, env = "VHOSTD_SELF_CHECK_ADDR")]
+    pub self_check_addr: Option<SocketAddr>,
     /// Admin HTTP address: /healthz, /readyz, /metrics, /status, /renew.
     #[arg(long, env = "VHOSTD_ADMIN_ADDR", default_value = "127.0.0.1:9180")]
     pub admin_addr: SocketAddr,

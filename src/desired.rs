@@ -1,11 +1,12 @@
 //! The desired nginx config for an inventory: sites → certificate plan → installed certificate
 //! files → rendered text. Shared by the daemon and `vhostd render`, so both give the same bytes.
 //!
-//! Pure except for checking which certificate files exist on disk.
+//! Pure except for reading which certificate files exist on disk and which names they hold.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
+use crate::acme::certinfo::CertInfo;
 use crate::acme::{self, CertCandidate, CertPlan};
 use crate::facts::ContainerFacts;
 use crate::host::HostName;
@@ -59,9 +60,11 @@ pub fn candidates(sites: &Sites) -> Vec<CertCandidate> {
         .collect()
 }
 
-/// Hosts whose certificate (the planned one, else one a user put at `live/HOST/`) is on disk
-/// and looks like PEM. A damaged pair is left out (the host stays on HTTP) and reported as a
-/// problem, because nginx would reject the whole config for it and block every other change.
+/// Hosts whose certificate (the planned one, else one a user put at `live/HOST/`) is on disk,
+/// readable, and names the host. A damaged pair is left out (the host stays on HTTP) and
+/// reported as a problem, because nginx would reject the whole config for it and block every
+/// other change. A sound certificate that does not name the host (a name just added to a
+/// container) is not used either: the host stays on HTTP until the new certificate is in.
 fn installed_certs(
     sites: &mut Sites,
     plan: &CertPlan,
@@ -69,58 +72,78 @@ fn installed_certs(
 ) -> BTreeMap<HostName, CertFiles> {
     let mut out = BTreeMap::new();
     let mut damaged = Vec::new();
+    // One read per certificate, however many hosts share it.
+    let mut checked: HashMap<PathBuf, Result<Vec<String>, String>> = HashMap::new();
     for (host, site) in &sites.sites {
-        let planned = plan
-            .cert_for(host)
-            .map(|k| acme::live_paths(certs_dir, k))
-            .filter(|p| p.is_installed());
-        let own = || Some(acme::live_paths(certs_dir, host)).filter(|p| p.is_installed());
-        let Some(p) = planned.or_else(own) else {
-            continue;
-        };
-        match pem_problem(&p.fullchain, &p.privkey) {
-            None => {
-                out.insert(
-                    host.clone(),
-                    CertFiles {
-                        fullchain: p.fullchain.clone(),
-                        privkey: p.privkey.clone(),
-                    },
-                );
+        let planned = plan.cert_for(host).map(|k| acme::live_paths(certs_dir, k));
+        let own = Some(acme::live_paths(certs_dir, host));
+        let mut problem = None;
+        let mut chosen = None;
+        for p in [planned, own].into_iter().flatten().filter(|p| p.is_installed()) {
+            let names = checked
+                .entry(p.fullchain.clone())
+                .or_insert_with(|| pair_names(&p.fullchain, &p.privkey));
+            match names {
+                Ok(sans) if names_host(sans, host) => {
+                    chosen = Some(p);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    problem.get_or_insert_with(|| e.clone());
+                }
             }
-            Some(problem) => {
-                let container = site
-                    .locations
-                    .values()
-                    .flat_map(|l| l.containers.first())
-                    .next()
-                    .cloned()
-                    .unwrap_or_default();
-                damaged.push(Problem {
-                    container,
-                    key: "certificate".into(),
-                    problem: format!("{host}: {problem}; serving it over HTTP only"),
-                });
-            }
+        }
+        if let Some(p) = chosen {
+            out.insert(
+                host.clone(),
+                CertFiles {
+                    fullchain: p.fullchain,
+                    privkey: p.privkey,
+                },
+            );
+        } else if let Some(problem) = problem {
+            let container = site
+                .locations
+                .values()
+                .flat_map(|l| l.containers.first())
+                .next()
+                .cloned()
+                .unwrap_or_default();
+            damaged.push(Problem {
+                container,
+                key: "certificate".into(),
+                problem: format!("{host}: {problem}; serving it over HTTP only"),
+            });
         }
     }
     sites.problems.extend(damaged);
     out
 }
 
-/// A cheap sanity check of a certificate pair (no parsing: this runs for every host on every
-/// reconcile): both files hold the expected PEM blocks.
-fn pem_problem(fullchain: &Path, privkey: &Path) -> Option<String> {
-    let holds = |path: &Path, marker: &str| {
-        std::fs::read(path).is_ok_and(|b| b.windows(marker.len()).any(|w| w == marker.as_bytes()))
-    };
-    if !holds(fullchain, "-----BEGIN CERTIFICATE-----") {
-        return Some(format!("{} holds no PEM certificate", fullchain.display()));
+/// The DNS names of a certificate pair, or why nginx could not load it: the leaf must parse
+/// and the key file must hold a PEM private key.
+fn pair_names(fullchain: &Path, privkey: &Path) -> Result<Vec<String>, String> {
+    let chain = std::fs::read(fullchain).map_err(|e| format!("{}: {e}", fullchain.display()))?;
+    let leaf = CertInfo::from_pem(&chain).map_err(|e| format!("{}: {e}", fullchain.display()))?;
+    let key = std::fs::read(privkey).map_err(|e| format!("{}: {e}", privkey.display()))?;
+    let marker = b"PRIVATE KEY-----";
+    if !key.windows(marker.len()).any(|w| w == marker) {
+        return Err(format!("{} holds no PEM private key", privkey.display()));
     }
-    if !holds(privkey, "PRIVATE KEY-----") {
-        return Some(format!("{} holds no PEM private key", privkey.display()));
-    }
-    None
+    Ok(leaf.sans)
+}
+
+/// True when one of `sans` is `host`, or a wildcard SAN covering it (`*.a.com` names `x.a.com`).
+fn names_host(sans: &[String], host: &HostName) -> bool {
+    let h = host.as_str();
+    sans.iter().any(|san| {
+        san == h
+            || san.strip_prefix("*.").is_some_and(|parent| {
+                h.split_once('.')
+                    .is_some_and(|(first, rest)| first != "*" && rest == parent)
+            })
+    })
 }
 
 #[cfg(test)]
@@ -146,31 +169,60 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_damaged_certificate_keeps_its_host_on_http_and_is_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = RenderSettings {
+    fn settings() -> RenderSettings {
+        RenderSettings {
             http_port: 80,
             https_port: 443,
             webroot: "/var/www".into(),
-        };
+        }
+    }
+
+    fn desired(c: &ContainerFacts, certs_dir: &Path) -> Desired {
+        compute(
+            [c],
+            &NginxReach::Host,
+            &BTreeSet::new(),
+            &Renderer::embedded(),
+            &settings(),
+            certs_dir,
+        )
+    }
+
+    /// Writes a self-signed pair for `names` at `live/KEY/`.
+    fn install(certs_dir: &Path, key: &str, names: &[&str]) {
+        let live = certs_dir.join("live").join(key);
+        std::fs::create_dir_all(&live).unwrap();
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&pair)
+            .unwrap();
+        std::fs::write(live.join("fullchain.pem"), cert.pem()).unwrap();
+        std::fs::write(live.join("privkey.pem"), pair.serialize_pem()).unwrap();
+    }
+
+    fn https_hosts(d: &Desired) -> Vec<&str> {
+        d.https.keys().map(HostName::as_str).collect()
+    }
+
+    #[test]
+    fn a_damaged_certificate_keeps_its_host_on_http_and_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("live/a.example.com");
         std::fs::create_dir_all(&live).unwrap();
-        std::fs::write(live.join("fullchain.pem"), "").unwrap();
+        std::fs::write(
+            live.join("fullchain.pem"),
+            "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         std::fs::write(
             live.join("privkey.pem"),
             "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n",
         )
         .unwrap();
         let c = facts("a.example.com");
-        let d = compute(
-            [&c],
-            &NginxReach::Host,
-            &BTreeSet::new(),
-            &Renderer::embedded(),
-            &settings,
-            dir.path(),
-        );
+        let d = desired(&c, dir.path());
         assert!(d.https.is_empty());
         assert_eq!(d.sites.problems.len(), 1);
         assert_eq!(
@@ -182,23 +234,40 @@ mod tests {
         );
         assert!(!d.text.unwrap().contains("ssl_certificate \""));
         // A sound pair is used.
-        std::fs::write(
-            live.join("fullchain.pem"),
-            "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        let d = compute(
-            [&c],
-            &NginxReach::Host,
-            &BTreeSet::new(),
-            &Renderer::embedded(),
-            &settings,
-            dir.path(),
-        );
-        assert!(
-            d.https
-                .contains_key(&HostName::parse("a.example.com").unwrap())
-        );
+        install(dir.path(), "a.example.com", &["a.example.com"]);
+        let d = desired(&c, dir.path());
+        assert_eq!(https_hosts(&d), ["a.example.com"]);
         assert!(d.sites.problems.is_empty());
+    }
+
+    #[test]
+    fn a_name_its_certificate_does_not_hold_stays_on_http() {
+        let dir = tempfile::tempdir().unwrap();
+        install(dir.path(), "a.example.com", &["a.example.com"]);
+        // A name was added to the container: its certificate is still the old one.
+        let c = facts("a.example.com,b.example.com");
+        let d = desired(&c, dir.path());
+        assert_eq!(https_hosts(&d), ["a.example.com"]);
+        assert!(d.sites.problems.is_empty(), "{:?}", d.sites.problems);
+        let text = d.text.unwrap();
+        assert_eq!(text.matches("ssl_certificate \"").count(), 1, "{text}");
+        // The new certificate arrives: both names are served over HTTPS.
+        install(
+            dir.path(),
+            "a.example.com",
+            &["a.example.com", "b.example.com"],
+        );
+        let d = desired(&c, dir.path());
+        assert_eq!(https_hosts(&d), ["a.example.com", "b.example.com"]);
+    }
+
+    #[test]
+    fn wildcard_sans_cover_one_label() {
+        let sans = vec!["*.a.com".to_string()];
+        let h = |s: &str| HostName::parse(s).unwrap();
+        assert!(names_host(&sans, &h("x.a.com")));
+        assert!(names_host(&sans, &h("*.a.com")));
+        assert!(!names_host(&sans, &h("a.com")));
+        assert!(!names_host(&sans, &h("y.x.a.com")));
     }
 }

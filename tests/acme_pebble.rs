@@ -255,6 +255,57 @@ async fn issues_san_certificate_then_restart_does_not_order_again() {
         t.handle.renew_now("other.vhostd.test").await,
         Err(AcmeError::NotWanted { .. })
     ));
+
+    // Another ACME directory (as when moving from staging to production): the valid
+    // certificate from the old one is replaced at once, not at its renewal time.
+    drop(t);
+    let serial_before = serial_on_disk(&env.certs, key);
+    let mut settings = env.settings();
+    settings.directory = settings.directory.replace("127.0.0.1", "localhost");
+    let mut t = spawn(settings.clone());
+    t.handle.set_wanted(vec![wanted.clone()]);
+    assert_eq!(
+        next_event(&mut t.events).await,
+        CertEvent::Installed {
+            key: wanted.key.clone()
+        }
+    );
+    assert_ne!(serial_on_disk(&env.certs, key), serial_before);
+    assert_eq!(env.pebble.order_count(), 3);
+    let state = std::fs::read_to_string(env.certs.join("vhostd/certs/app.vhostd.test.json")).unwrap();
+    assert!(
+        state.contains(&format!("\"directory\": \"{}\"", settings.directory)),
+        "the issuing directory is remembered: {state}"
+    );
+    // ... and once it is from the current directory, a restart orders nothing.
+    drop(t);
+    let t = spawn(settings.clone());
+    t.handle.set_wanted(vec![wanted.clone()]);
+    wait_status(&t.handle, key, Duration::from_secs(5), |s| s.state == "valid").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.pebble.order_count(), 3, "no order after the switch settled");
+
+    // A pair torn by a crash between the key and the certificate writes is not "installed":
+    // the next start orders a matching pair instead of leaving nginx a key that does not fit.
+    drop(t);
+    let live = acme::live_paths(&env.certs, &wanted.key);
+    let stray = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(&live.privkey, stray.serialize_pem()).unwrap();
+    let mut t = spawn(settings);
+    t.handle.set_wanted(vec![wanted.clone()]);
+    assert_eq!(
+        next_event(&mut t.events).await,
+        CertEvent::Installed {
+            key: wanted.key.clone()
+        }
+    );
+    assert_eq!(env.pebble.order_count(), 4);
+    let key_now = std::fs::read_to_string(&live.privkey).unwrap();
+    assert_ne!(key_now, stray.serialize_pem());
+    assert!(!acme::certinfo::key_mismatch(
+        &std::fs::read(&live.fullchain).unwrap(),
+        &key_now
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,30 +100,28 @@ pub fn split_chain(fullchain: &str) -> Result<(String, String), String> {
     Ok((leaf, blocks.collect()))
 }
 
-/// PEM-encodes one DER certificate (64-column base64, as openssl writes it).
+/// PEM-encodes one DER certificate (64-column base64, LF line ends, as openssl writes it).
 fn encode_pem(der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);
-    for chunk in der.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                b64.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                b64.push('=');
-            }
-        }
-    }
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new("CERTIFICATE", der), config)
+}
+
+/// True when the PEM private key `key_pem` provably belongs to another certificate than the
+/// leaf of `cert_pem`: a pair torn by a crash between the two writes would make nginx reject
+/// every config, so it counts as missing. A key this crate cannot read (a user's RSA key in
+/// PKCS#1 form, say) is given the benefit of the doubt.
+pub fn key_mismatch(cert_pem: &[u8], key_pem: &str) -> bool {
+    use rcgen::PublicKeyData;
+    let Ok(key) = rcgen::KeyPair::from_pem(key_pem) else {
+        return false;
+    };
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(cert_pem) else {
+        return false;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&pem.contents) else {
+        return false;
+    };
+    key.der_bytes() != &*cert.public_key().subject_public_key.data
 }
 
 #[cfg(test)]
@@ -158,5 +156,19 @@ mod tests {
         );
         assert_eq!(rest.trim(), other.trim());
         assert!(split_chain("junk").is_err());
+    }
+
+    #[test]
+    fn a_key_matches_only_its_own_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.example.com".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let other = rcgen::KeyPair::generate().unwrap();
+        assert!(!key_mismatch(cert.as_bytes(), &key.serialize_pem()));
+        assert!(key_mismatch(cert.as_bytes(), &other.serialize_pem()));
+        assert!(!key_mismatch(cert.as_bytes(), "unreadable: no verdict"));
     }
 }

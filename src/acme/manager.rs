@@ -146,6 +146,16 @@ pub(super) struct Entry {
     pub(super) logged_renewal: Option<OffsetDateTime>,
 }
 
+impl Entry {
+    /// The installed certificate, unless another ACME directory issued it (a switch from
+    /// staging to production, or to another CA): that one is replaced at once, not at its
+    /// renewal time, and its id is never sent as `replaces` to a CA that did not issue it.
+    pub(super) fn current(&self, directory: &str) -> Option<&CertInfo> {
+        let same_ca = self.state.directory.as_deref().is_none_or(|d| d == directory);
+        self.installed.as_ref().filter(|_| same_ca)
+    }
+}
+
 /// The task's state (see module docs).
 pub(super) struct Manager {
     /// Shared with jobs.
@@ -287,14 +297,20 @@ impl Manager {
             else {
                 continue;
             };
+            let directory = &self.ctx.settings.directory;
             let d = decide(
-                e.installed.as_ref(),
+                e.current(directory),
                 &e.spec.names,
                 &e.state,
                 e.forced,
                 self.ari_enabled,
                 now,
             );
+            if d.order_now && e.installed.is_some() && e.current(directory).is_none() {
+                tracing::info!(domain = %key, container = %e.spec.container, action = "ca-changed",
+                    issued_by = %e.state.directory.as_deref().unwrap_or("-"), directory = %directory,
+                    "certificate is from another ACME directory; ordering from the current one");
+            }
             if d.phase == "valid" && d.next_renewal != e.logged_renewal {
                 e.logged_renewal = d.next_renewal;
                 tracing::info!(domain = %key, container = %e.spec.container, action = "renewal-scheduled",
@@ -318,8 +334,7 @@ impl Manager {
         };
         e.running = Some("order");
         let ours = e
-            .installed
-            .as_ref()
+            .current(&self.ctx.settings.directory)
             .and_then(|c| c.ari_id.clone())
             .filter(|id| e.state.issued_cert_id.as_ref() == Some(id));
         let renewal = e.installed.is_some();
@@ -350,7 +365,7 @@ impl Manager {
             .filter(|(_, e)| e.wanted)
             .map(|(key, e)| {
                 let d = decide(
-                    e.installed.as_ref(),
+                    e.current(&self.ctx.settings.directory),
                     &e.spec.names,
                     &e.state,
                     e.forced,

@@ -67,6 +67,7 @@ impl Manager {
                 .clone()
                 .or_else(|| self.ctx.settings.profile.clone()),
             issued_cert_id: info.ari_id.clone(),
+            directory: Some(self.ctx.settings.directory.clone()),
             issued_at: Some(now),
             ..CertState::default()
         };

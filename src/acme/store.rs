@@ -10,7 +10,7 @@ use instant_acme::AccountCredentials;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::certinfo::{CertInfo, split_chain};
+use super::certinfo::{CertInfo, key_mismatch, split_chain};
 use super::schedule::AriWindow;
 use crate::fsutil::write_atomic;
 use crate::host::HostName;
@@ -73,6 +73,9 @@ pub struct CertState {
     /// After a failed ARI fetch: don't ask again before this.
     #[serde(with = "time::serde::rfc3339::option")]
     pub ari_retry_at: Option<OffsetDateTime>,
+    /// The ACME directory that issued the installed certificate (None: unknown, e.g. a file
+    /// from before this field or one a user put there; it is then taken as the current CA's).
+    pub directory: Option<String>,
     /// When the installed certificate was issued by vhostd.
     #[serde(with = "time::serde::rfc3339::option")]
     pub issued_at: Option<OffsetDateTime>,
@@ -190,13 +193,20 @@ impl Store {
         write_atomic(&path, &bytes, 0o600).map(|()| path)
     }
 
-    /// The installed certificate for `key`, when its files exist and parse.
+    /// The installed certificate for `key`, when its files exist, parse and belong together.
     pub fn installed(&self, key: &HostName) -> Option<CertInfo> {
         let live = self.live(key);
         if !live.is_installed() {
             return None;
         }
-        CertInfo::from_pem(&fs::read(&live.fullchain).ok()?).ok()
+        let chain = fs::read(&live.fullchain).ok()?;
+        let privkey = fs::read_to_string(&live.privkey).ok()?;
+        if key_mismatch(&chain, &privkey) {
+            tracing::warn!(domain = %key, action = "cert-torn", path = %live.dir.display(),
+                "the private key does not belong to the certificate (interrupted install?); ordering a new pair");
+            return None;
+        }
+        CertInfo::from_pem(&chain).ok()
     }
 
     /// Writes the four files of a new certificate, key first (0600), then cert, chain, fullchain.
