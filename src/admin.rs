@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
+
+use crate::acme::AcmeError;
 use tokio::sync::watch;
 
 use crate::acme::CertHandle;
@@ -104,12 +106,12 @@ async fn renew(State(s): State<AdminState>, Path(domain): Path<String>) -> Respo
         return (StatusCode::CONFLICT, "certificates are off (--no-acme)\n").into_response();
     };
     match c.renew_now(&domain).await {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            format!("renewal of {domain} started\n"),
-        )
-            .into_response(),
-        Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+        Ok(()) => (StatusCode::OK, format!("{domain}: new certificate installed\n")).into_response(),
+        Err(e @ AcmeError::NotWanted { .. }) => {
+            (StatusCode::NOT_FOUND, format!("{e}\n")).into_response()
+        }
+        // The CA or the self-check refused: the order was tried and failed.
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response(),
     }
 }
 
@@ -127,11 +129,13 @@ pub struct ClientError {
     pub detail: String,
 }
 
-/// Sends `method path` to the admin server; returns the status code and body.
+/// Sends `method path` to the admin server and waits up to `timeout` for the whole answer;
+/// returns the status code and body.
 pub async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
+    timeout: std::time::Duration,
 ) -> Result<(u16, String), ClientError> {
     let fail = |detail: String| ClientError {
         addr,
@@ -156,7 +160,7 @@ pub async fn request(
             .to_bytes();
         Ok((code, String::from_utf8_lossy(&body).into_owned()))
     };
-    tokio::time::timeout(std::time::Duration::from_secs(10), call)
+    tokio::time::timeout(timeout, call)
         .await
-        .map_err(|_| fail("timed out".into()))?
+        .map_err(|_| fail(format!("no answer within {timeout:?}")))?
 }

@@ -17,9 +17,13 @@ use crate::facts::ContainerFacts;
 use crate::host::HostName;
 use crate::metrics::{Metrics, ResultLabel};
 use crate::nginx::{Nginx, NginxError};
+use crate::quarantine::Bisect;
 use crate::render::{RenderSettings, Renderer};
 use crate::sites::{self, NginxReach, Problem};
 use crate::status::{LocationStatus, ProblemStatus, SiteStatus, Status};
+
+/// At most this many `nginx -t` runs are spent finding the containers nginx rejects.
+const MAX_ISOLATION_CHECKS: usize = 32;
 
 /// Inputs the controller listens to.
 pub struct Inputs {
@@ -56,6 +60,12 @@ pub struct Controller {
     template_error: Option<String>,
     /// Live sites and the upstream servers of each, to log one line per site that changed.
     live_sites: BTreeMap<HostName, Vec<String>>,
+    /// Containers in the config nginx last accepted: the others are the suspects when nginx
+    /// rejects a candidate.
+    live_ids: BTreeSet<String>,
+    /// Containers left out because nginx rejects the config they give, by id: the facts they
+    /// had then and nginx's message. Tried again once their facts or the templates change.
+    quarantine: BTreeMap<String, (ContainerFacts, String)>,
     skip_log: SkipLog,
     certs: Option<CertHandle>,
     status: Arc<RwLock<Status>>,
@@ -85,6 +95,8 @@ impl Controller {
             force_reload: false,
             logged_problems: BTreeSet::new(),
             live_sites: BTreeMap::new(),
+            live_ids: BTreeSet::new(),
+            quarantine: BTreeMap::new(),
             template_error: None,
             skip_log: SkipLog::default(),
         }
@@ -205,6 +217,7 @@ impl Controller {
                 tracing::info!(action = "templates_loaded", dir = %dir.display(), "templates reloaded");
                 self.renderer = r;
                 self.template_error = None;
+                self.quarantine.clear();
             }
             Err(e) => {
                 tracing::error!(action = "templates_rejected", dir = %dir.display(), error = %e, "keeping the previous templates");
@@ -233,44 +246,49 @@ impl Controller {
             return;
         }
         let reach = self.reach();
-        let d = desired::compute(
-            self.inventory.values(),
-            &reach,
-            &self.draining,
-            &self.renderer,
-            &self.render_settings(),
-            &self.settings.opts.certs_dir,
-        );
+        let inventory = &self.inventory;
+        self.quarantine
+            .retain(|id, (facts, _)| inventory.get(id) == Some(&*facts));
+        let mut d = self.desired(&reach, &BTreeSet::new());
+        let force = std::mem::take(&mut self.force_reload);
+        let conf = self.settings.opts.conf_file.clone();
+        let mut result = match &d.text {
+            Ok(text) => self.nginx.apply(&conf, text, force).await,
+            Err(_) => Ok(false),
+        };
+        if let Err(NginxError::Rejected { output }) = &result
+            && self.isolate(&reach, output).await
+        {
+            d = self.desired(&reach, &BTreeSet::new());
+            if let Ok(text) = &d.text {
+                result = self.nginx.apply(&conf, text, force).await;
+            }
+        }
         self.log_problems(&d);
         self.skip_log.report(&d.certs.skipped);
-        let text = match &d.text {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(action = "render_failed", error = %e, "render failed; the live config is unchanged");
-                self.finish(&d, "render_error", Some(e.to_string()));
-                self.set_wanted(&d, |h| self.live_sites.contains_key(h));
-                return;
-            }
-        };
-        let force = std::mem::take(&mut self.force_reload);
-        match self
-            .nginx
-            .apply(&self.settings.opts.conf_file, text, force)
-            .await
-        {
+        if let Err(e) = &d.text {
+            tracing::error!(action = "render_failed", error = %e, "render failed; the live config is unchanged");
+            self.force_reload |= force;
+            self.finish(&d, "render_error", Some(e.to_string()));
+            self.set_wanted(&d, |h| self.live_sites.contains_key(h));
+            return;
+        }
+        match result {
             Ok(true) => {
-                tracing::info!(action = "reload", sites = d.sites.sites.len(), conf = %self.settings.opts.conf_file.display(), "nginx config applied and reloaded");
+                tracing::info!(action = "reload", sites = d.sites.sites.len(), conf = %conf.display(), "nginx config applied and reloaded");
                 self.metrics
                     .reloads
                     .get_or_create(&ResultLabel { result: "ok" })
                     .inc();
                 self.log_site_changes(&d);
+                self.live_ids = self.included_ids();
                 self.finish(&d, "ok", None);
             }
             Ok(false) => {
                 // The live file already is this config (e.g. after a restart): it is what
                 // nginx serves, so later changes are logged against it.
                 self.live_sites = live_site_map(&d);
+                self.live_ids = self.included_ids();
                 self.finish(&d, "unchanged", None)
             }
             Err(e) => {
@@ -291,6 +309,91 @@ impl Controller {
             }
         }
         self.set_wanted(&d, |_| true);
+    }
+
+    /// The desired state from every container but the quarantined ones and `leave_out`; the
+    /// quarantined ones are reported among the problems.
+    fn desired(&self, reach: &NginxReach, leave_out: &BTreeSet<String>) -> Desired {
+        let included = self
+            .inventory
+            .values()
+            .filter(|c| !self.quarantine.contains_key(&c.id) && !leave_out.contains(&c.id));
+        let mut d = desired::compute(
+            included,
+            reach,
+            &self.draining,
+            &self.renderer,
+            &self.render_settings(),
+            &self.settings.opts.certs_dir,
+        );
+        d.sites
+            .problems
+            .extend(self.quarantine.values().map(|(c, message)| Problem {
+                container: c.name.clone(),
+                key: "nginx".into(),
+                problem: format!(
+                    "nginx rejects the config this container gives, so it is left out until its labels change: {message}"
+                ),
+            }));
+        d.sites.problems.sort();
+        d
+    }
+
+    /// Ids of the containers the desired state is built from.
+    fn included_ids(&self) -> BTreeSet<String> {
+        self.inventory
+            .keys()
+            .filter(|id| !self.quarantine.contains_key(*id))
+            .cloned()
+            .collect()
+    }
+
+    /// nginx rejected a candidate with `message`: finds the containers new since the last
+    /// accepted config that cause it (a few `nginx -t` runs, nothing reloaded) and quarantines
+    /// them. False when containers are not the cause (a template, a file) or it can't tell.
+    async fn isolate(&mut self, reach: &NginxReach, message: &str) -> bool {
+        let suspects: Vec<String> = self
+            .inventory
+            .values()
+            .filter(|c| {
+                !self.live_ids.contains(&c.id)
+                    && !self.quarantine.contains_key(&c.id)
+                    && c.setting("VIRTUAL_HOST").is_some()
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        let mut search = Bisect::new(suspects.iter().cloned(), message, MAX_ISOLATION_CHECKS);
+        let conf = self.settings.opts.conf_file.clone();
+        while let Some(trial) = search.next_trial() {
+            let leave_out: BTreeSet<String> = suspects
+                .iter()
+                .filter(|id| !trial.contains(*id))
+                .cloned()
+                .collect();
+            let Ok(text) = self.desired(reach, &leave_out).text else {
+                return false;
+            };
+            let verdict = match self.nginx.check(&conf, &text).await {
+                Ok(()) => Ok(()),
+                Err(NginxError::Rejected { output }) => Err(output),
+                Err(e) => {
+                    tracing::warn!(action = "isolate_failed", error = %e, "cannot tell which container nginx rejects");
+                    return false;
+                }
+            };
+            search.record(verdict);
+        }
+        let Some(culprits) = search.finish() else {
+            return false;
+        };
+        for (id, message) in &culprits {
+            if let Some(c) = self.inventory.get(id) {
+                tracing::warn!(container = %c.name, key = "nginx", action = "container_quarantined", problem = %message,
+                    "nginx rejects the config this container gives; leaving it out so the others keep updating");
+                self.quarantine.insert(id.clone(), (c.clone(), message.clone()));
+            }
+        }
+        !culprits.is_empty()
     }
 
     /// Hands the certificate task the planned certificates whose every name passes `live`.

@@ -1,7 +1,7 @@
 //! vhostd: Docker labels → nginx virtual hosts, with ACME certificates, in one daemon.
 //!
 //! # Layout
-//! - pure core: [`host`], [`labels`], [`sites`], [`render`], [`desired`] (plus `acme`'s
+//! - pure core: [`host`], [`labels`], [`sites`], [`render`], [`desired`], [`quarantine`] (plus `acme`'s
 //!   plan, schedule and backoff);
 //! - I/O shell: [`docker`], [`nginx`], [`acme`], [`admin`], [`fsutil`];
 //! - [`controller`]: the one task that owns state and reconciles.
@@ -24,6 +24,7 @@ pub mod host;
 pub mod labels;
 pub mod metrics;
 pub mod nginx;
+pub mod quarantine;
 pub mod render;
 pub mod sites;
 pub mod status;

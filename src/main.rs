@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -10,6 +11,11 @@ use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 use vhostd::config::{Cli, Command, LogFormat, Opts, Settings};
 use vhostd::{admin, app};
+
+/// How long `status` and `health` wait for the daemon.
+const QUICK: Duration = Duration::from_secs(10);
+/// How long `renew` waits: a whole order (self-check, validation, finalize) at a busy CA.
+const RENEW: Duration = Duration::from_secs(300);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -77,7 +83,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status(o) => {
-            let (code, body) = admin::request(o.admin_addr, "GET", "/status").await?;
+            let (code, body) = admin::request(o.admin_addr, "GET", "/status", QUICK).await?;
             print_status(&body)?;
             Ok(if code == 200 {
                 ExitCode::SUCCESS
@@ -87,16 +93,17 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Renew { domain, opts } => {
             let (code, body) =
-                admin::request(opts.admin_addr, "POST", &format!("/renew/{domain}")).await?;
+                admin::request(opts.admin_addr, "POST", &format!("/renew/{domain}"), RENEW)
+                    .await?;
             print!("{body}");
-            Ok(if code == 202 {
+            Ok(if code == 200 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
         }
         Command::Health(o) => {
-            let (code, body) = admin::request(o.admin_addr, "GET", "/healthz").await?;
+            let (code, body) = admin::request(o.admin_addr, "GET", "/healthz", QUICK).await?;
             print!("{body}");
             Ok(if code == 200 {
                 ExitCode::SUCCESS

@@ -116,18 +116,33 @@ impl Nginx {
         if changed {
             write(conf, text.as_bytes())?;
             if let Err(e) = self.test().await {
-                match &old {
-                    Some(bytes) => write(conf, bytes)?,
-                    None => std::fs::remove_file(conf).map_err(|source| NginxError::Write {
-                        path: conf.into(),
-                        source,
-                    })?,
-                }
+                restore(conf, old.as_deref())?;
                 return Err(e);
             }
         }
         self.reload().await?;
         Ok(true)
+    }
+
+    /// Asks nginx whether it would accept `text` at `conf`, then puts the previous bytes back
+    /// whatever the answer: nothing is reloaded.
+    pub async fn check(&self, conf: &Path, text: &str) -> Result<(), NginxError> {
+        let old = std::fs::read(conf).ok();
+        write(conf, text.as_bytes())?;
+        let verdict = self.test().await;
+        restore(conf, old.as_deref())?;
+        verdict
+    }
+}
+
+/// Puts `old` back at `conf` (no file before: none after).
+fn restore(conf: &Path, old: Option<&[u8]>) -> Result<(), NginxError> {
+    match old {
+        Some(bytes) => write(conf, bytes),
+        None => std::fs::remove_file(conf).map_err(|source| NginxError::Write {
+            path: conf.into(),
+            source,
+        }),
     }
 }
 

@@ -354,7 +354,7 @@ fn ca_outage_keeps_https_serving_records_backoff_and_recovers() {
             ("VIRTUAL_PORT", &p1.to_string()),
         ],
     );
-    let v = env.vhostd(&[]);
+    let mut v = env.vhostd(&[]);
     wait_for(T, "HTTPS for up.certs.test despite rejected nonces", || {
         env.https("up.certs.test")
     });
@@ -383,6 +383,28 @@ fn ca_outage_keeps_https_serving_records_backoff_and_recovers() {
         m.contains("vhostd_certificate_failures{domain=\"late.certs.test\"} 1"),
         "{m}"
     );
+    // Neither a restart nor a re-created container resets the backoff: no attempt before
+    // the recorded moment (an attempt now would fail and count a second failure).
+    v.stop();
+    v = env.vhostd(&[]);
+    drop(_b);
+    let _b = e.web(
+        "certs-late",
+        p2,
+        &[
+            ("VIRTUAL_HOST", "late.certs.test"),
+            ("VIRTUAL_PORT", &p2.to_string()),
+        ],
+    );
+    wait_for(T, "late.certs.test back after re-creation", || {
+        (http_get(env.nginx.http_port, "late.certs.test", "/").body.trim() == "certs-late")
+            .then_some(())
+    });
+    let after = wait_for(T, "backoff known after restart", || {
+        Some(cert_status(&v, "late.certs.test")).filter(|s| s["state"] == "backoff")
+    });
+    assert_eq!(after["attempts"], 1, "{after}");
+    assert_eq!(after["next_attempt"], st["next_attempt"], "{after}");
     // The existing certificate keeps serving, and the new host is served over HTTP meanwhile.
     assert_eq!(env.https("up.certs.test").as_deref(), Some("certs-up"));
     wait_for(T, "late.certs.test over HTTP meanwhile", || {
@@ -446,4 +468,29 @@ fn failing_self_check_places_no_order() {
         "an order was placed although the self-check failed"
     );
     assert!(v.log_text().contains("selfcheck.certs.test"));
+}
+
+#[test]
+fn the_self_check_goes_where_self_check_addr_says() {
+    let env = Env::start("certs_selfcheck_addr", PebbleOpts::default());
+    let p = free_port();
+    let _c = env.engine.web(
+        "certs-probe-addr",
+        p,
+        &[
+            ("VIRTUAL_HOST", "probe.certs.test"),
+            ("VIRTUAL_PORT", &p.to_string()),
+        ],
+    );
+    // Nothing listens there: the route through nginx is fine, the probe address is not.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let v = env.vhostd(&["--self-check-addr", &nowhere]);
+    let st = wait_for(T, "self-check failure in /status", || {
+        Some(cert_status(&v, "probe.certs.test")).filter(|s| s["state"] == "self-check failed")
+    });
+    assert!(
+        st["last_error"].as_str().unwrap_or_default().contains(&nowhere),
+        "{st}"
+    );
+    assert_eq!(env.pebble.order_count(), 0);
 }

@@ -172,6 +172,14 @@ fn hostile_labels_leave_good_sites_unchanged() {
                 ("VIRTUAL_PORT", "http"),
             ],
         ),
+        (
+            // nginx would reject a second challenge location and with it every later change.
+            "core-evil-challenge",
+            &[
+                ("VIRTUAL_HOST", "evil3.core.test"),
+                ("VIRTUAL_PATH", "/.well-known/acme-challenge/"),
+            ],
+        ),
     ];
     let _evil: Vec<_> = evil.iter().map(|(n, l)| e.web(n, free_port(), l)).collect();
     // Wait until vhostd has seen and reported every one of them (naming container and key).
@@ -195,6 +203,18 @@ fn hostile_labels_leave_good_sites_unchanged() {
     );
     assert_eq!(http_get(ngx.http_port, "good.core.test", "/").status, 200);
     assert!(!dir.join("etc").exists() && !dir.join("www/..").join("etc").exists());
+    assert_eq!(v.status()["last_error"], serde_json::Value::Null, "nginx never saw them");
+    // Changes keep flowing past them: a good container started afterwards is served.
+    let late = free_port();
+    let _late = e.web(
+        "core-good-late",
+        late,
+        &[
+            ("VIRTUAL_HOST", "late.core.test"),
+            ("VIRTUAL_PORT", &late.to_string()),
+        ],
+    );
+    wait_http(ngx.http_port, "late.core.test", 200, Some("core-good-late"), T);
 }
 
 #[test]
@@ -350,7 +370,7 @@ fn dockerd_restart_keeps_config_then_follows_events_again() {
     wait_for(T, "vhostd to notice Docker is gone", || {
         (v.status()["docker_connected"] == false).then_some(())
     });
-    // Past a resync interval (5 s in tests) with Docker down: the live config is untouched.
+    // Several reconnect attempts with Docker down: the live config is untouched.
     wait_for(
         Duration::from_secs(30),
         "reconnect attempts while Docker is down",
@@ -493,7 +513,9 @@ fn a_burst_of_starts_gives_a_handful_of_reloads_and_json_logs() {
     let v = Vhostd::start(&dir, &e.host, &ngx, &["--no-acme", "--log-format", "json"]);
     v.wait_ready();
     let reloads = "vhostd_nginx_reloads_total{result=\"ok\"}";
+    let api = "vhostd_docker_api_requests_total";
     let before = metric(&v, reloads);
+    let (api_before, events_before) = (metric(&v, api), metric(&v, "vhostd_docker_events_total"));
     let ports: Vec<u16> = (0..10).map(|_| free_port()).collect();
     std::thread::scope(|s| {
         for (i, p) in ports.iter().enumerate() {
@@ -515,6 +537,11 @@ fn a_burst_of_starts_gives_a_handful_of_reloads_and_json_logs() {
     }
     let events = metric(&v, "vhostd_docker_events_total");
     let n = metric(&v, reloads) - before;
+    let (api_used, events_seen) = (metric(&v, api) - api_before, events - events_before);
+    assert!(
+        api_used <= events_seen,
+        "{api_used} Docker API requests for {events_seen} events: at most one inspect per event, never a re-list"
+    );
     assert!(
         events >= 10.0,
         "at least one event per container ({events})"
@@ -561,6 +588,32 @@ fn docker_down_at_start_leaves_the_live_config_alone() {
         "not ready: no config made live"
     );
     assert_eq!(v.status()["docker_connected"], false);
+    v.stop();
+
+    // Container mode (nginx reached through Docker): starting does not need Docker either.
+    let s = |x: &str| x.to_string();
+    let args = vec![
+        s("--docker-host"),
+        missing,
+        s("--conf-file"),
+        ngx.conf_file().display().to_string(),
+        s("--webroot"),
+        dir.join("www").display().to_string(),
+        s("--certs-dir"),
+        dir.join("certs").display().to_string(),
+        s("--no-acme"),
+    ];
+    let v = Vhostd::start_with(&dir, &args);
+    wait_for(T, "container mode: several reconnect attempts", || {
+        (v.log_text().matches("docker_reconnect").count() >= 3).then_some(())
+    });
+    assert_eq!(
+        http_get(v.admin_port, "127.0.0.1", "/healthz").status,
+        200,
+        "container mode keeps running while Docker is down: {}",
+        v.log_text()
+    );
+    assert_eq!(std::fs::read_to_string(ngx.conf_file()).unwrap(), live);
 }
 
 /// A container that, on SIGTERM, keeps listening but answers "draining" for 4 s before exiting

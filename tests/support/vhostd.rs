@@ -39,8 +39,9 @@ pub fn base_args(dir: &Path, docker_host: &str, nginx: &Nginx, admin_port: u16) 
         &nginx.https_port.to_string(),
         "--admin-addr",
         &format!("127.0.0.1:{admin_port}"),
+        // Far beyond any test: every change a test sees must come from following events.
         "--resync-interval",
-        "5s",
+        "1h",
     ]
     .iter()
     .map(|s| s.to_string())
