@@ -106,7 +106,11 @@ async fn renew(State(s): State<AdminState>, Path(domain): Path<String>) -> Respo
         return (StatusCode::CONFLICT, "certificates are off (--no-acme)\n").into_response();
     };
     match c.renew_now(&domain).await {
-        Ok(()) => (StatusCode::OK, format!("{domain}: new certificate installed\n")).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            format!("{domain}: new certificate installed\n"),
+        )
+            .into_response(),
         Err(e @ AcmeError::NotWanted { .. }) => {
             (StatusCode::NOT_FOUND, format!("{e}\n")).into_response()
         }

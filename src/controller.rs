@@ -387,10 +387,10 @@ impl Controller {
             return false;
         };
         for (id, message) in &culprits {
+            // Logged with the other problems (action container_quarantined).
             if let Some(c) = self.inventory.get(id) {
-                tracing::warn!(container = %c.name, key = "nginx", action = "container_quarantined", problem = %message,
-                    "nginx rejects the config this container gives; leaving it out so the others keep updating");
-                self.quarantine.insert(id.clone(), (c.clone(), message.clone()));
+                self.quarantine
+                    .insert(id.clone(), (c.clone(), message.clone()));
             }
         }
         !culprits.is_empty()
@@ -416,7 +416,12 @@ impl Controller {
     fn log_problems(&mut self, d: &Desired) {
         let now: BTreeSet<Problem> = d.sites.problems.iter().cloned().collect();
         for p in now.difference(&self.logged_problems) {
-            tracing::warn!(container = %p.container, key = %p.key, action = "container_skipped", problem = %p.problem, "container left out or unreachable");
+            let action = if p.key == "nginx" {
+                "container_quarantined"
+            } else {
+                "container_skipped"
+            };
+            tracing::warn!(container = %p.container, key = %p.key, action, problem = %p.problem, "container left out or unreachable");
         }
         self.logged_problems = now;
     }

@@ -79,7 +79,11 @@ fn installed_certs(
         let own = Some(acme::live_paths(certs_dir, host));
         let mut problem = None;
         let mut chosen = None;
-        for p in [planned, own].into_iter().flatten().filter(|p| p.is_installed()) {
+        for p in [planned, own]
+            .into_iter()
+            .flatten()
+            .filter(|p| p.is_installed())
+        {
             let names = checked
                 .entry(p.fullchain.clone())
                 .or_insert_with(|| pair_names(&p.fullchain, &p.privkey));

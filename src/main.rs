@@ -93,8 +93,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Renew { domain, opts } => {
             let (code, body) =
-                admin::request(opts.admin_addr, "POST", &format!("/renew/{domain}"), RENEW)
-                    .await?;
+                admin::request(opts.admin_addr, "POST", &format!("/renew/{domain}"), RENEW).await?;
             print!("{body}");
             Ok(if code == 200 {
                 ExitCode::SUCCESS

@@ -172,8 +172,11 @@ async fn run_local(argv: &[String], args: &[&str]) -> Result<(), NginxError> {
     if out.status.success() {
         return Ok(());
     }
-    let output = String::from_utf8_lossy(&out.stderr).trim().to_string()
-        + String::from_utf8_lossy(&out.stdout).trim();
+    let output = one_line(&format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    ));
     if args[0] == "-t" {
         Err(NginxError::Rejected { output })
     } else {
@@ -219,7 +222,17 @@ async fn exec_test(docker: &Docker, id: &str) -> Result<(), NginxError> {
     match info.exit_code {
         Some(0) => Ok(()),
         _ => Err(NginxError::Rejected {
-            output: output.trim().to_string(),
+            output: one_line(&output),
         }),
     }
+}
+
+/// nginx's multi-line output as one line (log lines and status fields stay one line each).
+fn one_line(output: &str) -> String {
+    output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

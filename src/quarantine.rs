@@ -29,7 +29,11 @@ pub struct Bisect {
 impl Bisect {
     /// Starts a search over `suspects`, knowing that nginx rejected them all together with
     /// `message`; at most `max_checks` trials are planned.
-    pub fn new(suspects: impl IntoIterator<Item = String>, message: &str, max_checks: usize) -> Self {
+    pub fn new(
+        suspects: impl IntoIterator<Item = String>,
+        message: &str,
+        max_checks: usize,
+    ) -> Self {
         let all: Vec<String> = suspects.into_iter().collect();
         let mut b = Bisect {
             accepted: BTreeSet::new(),
@@ -70,7 +74,12 @@ impl Bisect {
             return Some(BTreeSet::new());
         }
         let group = self.queue.pop()?;
-        let trial = self.accepted.iter().cloned().chain(group.iter().cloned()).collect();
+        let trial = self
+            .accepted
+            .iter()
+            .cloned()
+            .chain(group.iter().cloned())
+            .collect();
         self.trying = Some(group);
         Some(trial)
     }
@@ -101,7 +110,12 @@ mod tests {
     use super::*;
 
     /// Runs a search where nginx rejects any trial containing one of `bad`, or the pair `a`+`b`.
-    fn run(suspects: &[&str], bad: &[&str], pair: Option<(&str, &str)>, base_ok: bool) -> (Option<Vec<String>>, usize) {
+    fn run(
+        suspects: &[&str],
+        bad: &[&str],
+        pair: Option<(&str, &str)>,
+        base_ok: bool,
+    ) -> (Option<Vec<String>>, usize) {
         let all: Vec<String> = suspects.iter().map(|s| s.to_string()).collect();
         let mut b = Bisect::new(all, "refused", 64);
         let mut trials = 0;
@@ -159,7 +173,11 @@ mod tests {
     fn an_exhausted_budget_blames_nobody() {
         let mut b = Bisect::new(["a".to_string(), "b".to_string(), "c".to_string()], "x", 2);
         while let Some(t) = b.next_trial() {
-            b.record(if t.is_empty() { Ok(()) } else { Err("no".into()) });
+            b.record(if t.is_empty() {
+                Ok(())
+            } else {
+                Err("no".into())
+            });
         }
         assert_eq!(b.finish(), None);
     }

@@ -272,7 +272,8 @@ async fn issues_san_certificate_then_restart_does_not_order_again() {
     );
     assert_ne!(serial_on_disk(&env.certs, key), serial_before);
     assert_eq!(env.pebble.order_count(), 3);
-    let state = std::fs::read_to_string(env.certs.join("vhostd/certs/app.vhostd.test.json")).unwrap();
+    let state =
+        std::fs::read_to_string(env.certs.join("vhostd/certs/app.vhostd.test.json")).unwrap();
     assert!(
         state.contains(&format!("\"directory\": \"{}\"", settings.directory)),
         "the issuing directory is remembered: {state}"
@@ -281,9 +282,16 @@ async fn issues_san_certificate_then_restart_does_not_order_again() {
     drop(t);
     let t = spawn(settings.clone());
     t.handle.set_wanted(vec![wanted.clone()]);
-    wait_status(&t.handle, key, Duration::from_secs(5), |s| s.state == "valid").await;
+    wait_status(&t.handle, key, Duration::from_secs(5), |s| {
+        s.state == "valid"
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(env.pebble.order_count(), 3, "no order after the switch settled");
+    assert_eq!(
+        env.pebble.order_count(),
+        3,
+        "no order after the switch settled"
+    );
 
     // A pair torn by a crash between the key and the certificate writes is not "installed":
     // the next start orders a matching pair instead of leaving nginx a key that does not fit.

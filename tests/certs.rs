@@ -397,7 +397,10 @@ fn ca_outage_keeps_https_serving_records_backoff_and_recovers() {
         ],
     );
     wait_for(T, "late.certs.test back after re-creation", || {
-        (http_get(env.nginx.http_port, "late.certs.test", "/").body.trim() == "certs-late")
+        (http_get(env.nginx.http_port, "late.certs.test", "/")
+            .body
+            .trim()
+            == "certs-late")
             .then_some(())
     });
     let after = wait_for(T, "backoff known after restart", || {
@@ -489,7 +492,10 @@ fn the_self_check_goes_where_self_check_addr_says() {
         Some(cert_status(&v, "probe.certs.test")).filter(|s| s["state"] == "self-check failed")
     });
     assert!(
-        st["last_error"].as_str().unwrap_or_default().contains(&nowhere),
+        st["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&nowhere),
         "{st}"
     );
     assert_eq!(env.pebble.order_count(), 0);

@@ -203,7 +203,11 @@ fn hostile_labels_leave_good_sites_unchanged() {
     );
     assert_eq!(http_get(ngx.http_port, "good.core.test", "/").status, 200);
     assert!(!dir.join("etc").exists() && !dir.join("www/..").join("etc").exists());
-    assert_eq!(v.status()["last_error"], serde_json::Value::Null, "nginx never saw them");
+    assert_eq!(
+        v.status()["last_error"],
+        serde_json::Value::Null,
+        "nginx never saw them"
+    );
     // Changes keep flowing past them: a good container started afterwards is served.
     let late = free_port();
     let _late = e.web(
@@ -214,7 +218,13 @@ fn hostile_labels_leave_good_sites_unchanged() {
             ("VIRTUAL_PORT", &late.to_string()),
         ],
     );
-    wait_http(ngx.http_port, "late.core.test", 200, Some("core-good-late"), T);
+    wait_http(
+        ngx.http_port,
+        "late.core.test",
+        200,
+        Some("core-good-late"),
+        T,
+    );
 }
 
 #[test]
@@ -313,6 +323,80 @@ fn broken_templates_keep_the_last_good_config() {
         Some("core-tmpl-b"),
         T,
     );
+}
+
+#[test]
+fn a_container_nginx_rejects_is_left_out_and_the_others_keep_updating() {
+    let e = &Engine::private("quarantine");
+    let dir = scratch("quarantine");
+    let tdir = dir.join("templates");
+    std::fs::create_dir_all(&tdir).unwrap();
+    std::fs::copy(
+        support::repo().join("templates/location.tera"),
+        tdir.join("location.tera"),
+    )
+    .unwrap();
+    // A site-specific directive nginx does not know: what no label validation can foresee
+    // (as a future nginx, a module or a custom template might refuse one site).
+    let main = std::fs::read_to_string(support::repo().join("templates/nginx.conf.tera")).unwrap();
+    let hook = "    server_name {{ site.host }};\n";
+    assert!(main.contains(hook));
+    std::fs::write(
+        tdir.join("nginx.conf.tera"),
+        main.replacen(
+            hook,
+            &format!("{hook}{{% if site.host == \"bad.core.test\" %}}    no_such_directive on;\n{{% endif %}}"),
+            1,
+        ),
+    )
+    .unwrap();
+    let ngx = Nginx::start(&dir);
+    let v = Vhostd::start(
+        &dir,
+        &e.host,
+        &ngx,
+        &["--no-acme", "--template-dir", tdir.to_str().unwrap()],
+    );
+    v.wait_ready();
+    let web = |name: &str, host: &str| {
+        let p = free_port();
+        e.web(
+            name,
+            p,
+            &[("VIRTUAL_HOST", host), ("VIRTUAL_PORT", &p.to_string())],
+        )
+    };
+    let _a = web("core-q-a", "qa.core.test");
+    wait_http(ngx.http_port, "qa.core.test", 200, Some("core-q-a"), T);
+    // Two at once: the bad one and a good one. nginx rejects the pair; the good one goes live.
+    let (_bad, _b) = (
+        web("core-q-bad", "bad.core.test"),
+        web("core-q-b", "qb.core.test"),
+    );
+    wait_http(ngx.http_port, "qb.core.test", 200, Some("core-q-b"), T);
+    let st = wait_for(T, "the rejected container named in /status", || {
+        let st = v.status();
+        st["problems"]
+            .as_array()?
+            .iter()
+            .any(|p| p["container"] == "core-q-bad" && p["key"] == "nginx")
+            .then_some(st)
+    });
+    assert!(
+        st["problems"].to_string().contains("no_such_directive"),
+        "nginx's own message is kept: {st}"
+    );
+    assert_eq!(http_get(ngx.http_port, "bad.core.test", "/").status, 503);
+    assert!(
+        !std::fs::read_to_string(ngx.conf_file())
+            .unwrap()
+            .contains("bad.core.test")
+    );
+    assert!(v.log_text().contains("container_quarantined"));
+    // Later changes are not blocked by it.
+    let _c = web("core-q-c", "qc.core.test");
+    wait_http(ngx.http_port, "qc.core.test", 200, Some("core-q-c"), T);
+    assert_eq!(v.status()["last_error"], serde_json::Value::Null);
 }
 
 #[test]

@@ -51,9 +51,7 @@ impl fmt::Display for SkipReason {
             SkipReason::Wildcard => {
                 f.write_str("wildcard names need DNS-01; HTTP-01 cannot validate them")
             }
-            SkipReason::Underscore => {
-                f.write_str("public CAs refuse names with an underscore")
-            }
+            SkipReason::Underscore => f.write_str("public CAs refuse names with an underscore"),
             SkipReason::Covered { key } => {
                 write!(f, "already covered by the certificate for {key}")
             }

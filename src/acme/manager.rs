@@ -151,7 +151,11 @@ impl Entry {
     /// staging to production, or to another CA): that one is replaced at once, not at its
     /// renewal time, and its id is never sent as `replaces` to a CA that did not issue it.
     pub(super) fn current(&self, directory: &str) -> Option<&CertInfo> {
-        let same_ca = self.state.directory.as_deref().is_none_or(|d| d == directory);
+        let same_ca = self
+            .state
+            .directory
+            .as_deref()
+            .is_none_or(|d| d == directory);
         self.installed.as_ref().filter(|_| same_ca)
     }
 }
