@@ -83,7 +83,7 @@ pub async fn render_once(s: &Settings) -> Result<String, AppError> {
         &s.opts.certs_dir,
     );
     for p in &d.sites.problems {
-        tracing::warn!(container = %p.container, key = %p.key, problem = %p.problem, "container left out or unreachable");
+        tracing::warn!(container = %p.container, key = %p.key, action = "container_skipped", problem = %p.problem, "container left out or unreachable");
     }
     Ok(d.text?)
 }

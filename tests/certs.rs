@@ -274,6 +274,40 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
             .filter(|(s, _)| *s != serial_a)
     });
     assert_eq!(env.pebble.order_count(), orders + 1);
+
+    // A host that goes away: its certificate is no longer managed, its files stay on disk.
+    drop(_b);
+    wait_for(T, "b's certificate no longer in /status", || {
+        cert_status(&v, "b.certs.test").is_null().then_some(())
+    });
+    assert!(v.log_text().contains("cert-unwanted"));
+    let b_live = v.certs_dir.join("live/b.certs.test");
+    assert!(b_live.join("fullchain.pem").is_file() && b_live.join("privkey.pem").is_file());
+}
+
+#[test]
+fn a_ca_down_at_start_does_not_keep_vhostd_from_serving() {
+    let mut env = Env::start("certs_ca_down_at_start", PebbleOpts::default());
+    env.pebble.stop_ca();
+    let p = free_port();
+    let _c = env.engine.web(
+        "certs-early",
+        p,
+        &[
+            ("VIRTUAL_HOST", "early.certs.test"),
+            ("VIRTUAL_PORT", &p.to_string()),
+        ],
+    );
+    let v = env.vhostd(&[]);
+    wait_for(T, "early.certs.test over HTTP with the CA down", || {
+        (http_get(env.nginx.http_port, "early.certs.test", "/").body.trim() == "certs-early")
+            .then_some(())
+    });
+    let st = wait_for(T, "backoff recorded", || {
+        Some(cert_status(&v, "early.certs.test")).filter(|s| s["state"] == "backoff")
+    });
+    assert_eq!(st["attempts"], 1, "{st}");
+    assert_eq!(http_get(v.admin_port, "127.0.0.1", "/healthz").status, 200);
 }
 
 #[test]

@@ -337,8 +337,10 @@ impl Manager {
             return;
         };
         e.running = Some("order");
+        // `replaces` is an ARI field: a CA known to have no ARI is not asked for it.
         let ours = e
             .current(&self.ctx.settings.directory)
+            .filter(|_| self.ari_enabled)
             .and_then(|c| c.ari_id.clone())
             .filter(|id| e.state.issued_cert_id.as_ref() == Some(id));
         let renewal = e.installed.is_some();
