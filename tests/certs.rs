@@ -300,7 +300,10 @@ fn a_ca_down_at_start_does_not_keep_vhostd_from_serving() {
     );
     let v = env.vhostd(&[]);
     wait_for(T, "early.certs.test over HTTP with the CA down", || {
-        (http_get(env.nginx.http_port, "early.certs.test", "/").body.trim() == "certs-early")
+        (http_get(env.nginx.http_port, "early.certs.test", "/")
+            .body
+            .trim()
+            == "certs-early")
             .then_some(())
     });
     let st = wait_for(T, "backoff recorded", || {

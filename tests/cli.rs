@@ -15,7 +15,10 @@ fn help(args: &[&str]) -> String {
 fn every_subcommand_and_flag_of_the_contract_is_in_help() {
     let top = help(&["--help"]);
     for sub in ["run", "render", "status", "renew", "health"] {
-        assert!(top.contains(&format!("  {sub} ")), "subcommand {sub} missing:\n{top}");
+        assert!(
+            top.contains(&format!("  {sub} ")),
+            "subcommand {sub} missing:\n{top}"
+        );
     }
     let flags = [
         ("--docker-host", "DOCKER_HOST"),
@@ -48,7 +51,10 @@ fn every_subcommand_and_flag_of_the_contract_is_in_help() {
                 text.contains(&format!("{flag} <")) || text.contains(&format!("{flag}\n")),
                 "vhostd {sub}: {flag} missing"
             );
-            assert!(text.contains(&format!("[env: {env}=")), "vhostd {sub}: {env} missing");
+            assert!(
+                text.contains(&format!("[env: {env}=")),
+                "vhostd {sub}: {env} missing"
+            );
         }
     }
 }

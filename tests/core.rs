@@ -400,6 +400,38 @@ fn a_container_nginx_rejects_is_left_out_and_the_others_keep_updating() {
 }
 
 #[test]
+fn a_tcp_docker_host_is_followed_and_rendered() {
+    let e = Engine::private_tcp("tcp");
+    assert!(e.host.starts_with("tcp://127.0.0.1:"));
+    let dir = scratch("tcp_docker_host");
+    let ngx = Nginx::start(&dir);
+    let v = Vhostd::start(&dir, &e.host, &ngx, &["--no-acme"]);
+    v.wait_ready();
+    let port = free_port();
+    let _a = e.web(
+        "core-tcp",
+        port,
+        &[
+            ("VIRTUAL_HOST", "tcp.core.test"),
+            ("VIRTUAL_PORT", &port.to_string()),
+        ],
+    );
+    wait_http(ngx.http_port, "tcp.core.test", 200, Some("core-tcp"), T);
+    let mut args = vec!["render".to_string()];
+    args.extend(vhostd::base_args(&dir, &e.host, &ngx, v.admin_port));
+    args.push("--no-acme".into());
+    let out = std::process::Command::new(vhostd::bin())
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(ngx.conf_file()).unwrap(),
+        "render over tcp:// equals the live config"
+    );
+}
+
+#[test]
 fn render_prints_what_the_daemon_writes() {
     let e = docker::shared();
     let (dir, ngx, v) = setup("render_cmd", &[]);

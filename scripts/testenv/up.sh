@@ -111,10 +111,12 @@ start_dockerd() {
   # no bridge/iptables: containers use --network host (loopback) or none.
   rm -f "$SOCK"
   rm -f "$RUN/dockerd.pid"
+  local tcp=()   # DOCKER_TCP_PORT: also listen on tcp://127.0.0.1:PORT (loopback only, for tests)
+  [ -n "${DOCKER_TCP_PORT:-}" ] && tcp=(--host "tcp://127.0.0.1:$DOCKER_TCP_PORT")
   start_bg dockerd - dockerd \
     --data-root "$STATE/docker-data" \
     --exec-root "$STATE/docker-exec" \
-    --host "unix://$SOCK" \
+    --host "unix://$SOCK" "${tcp[@]}" \
     --pidfile "$RUN/dockerd.pid" \
     --iptables=false --ip6tables=false --ip-masq=false --bridge=none \
     --userland-proxy=false --log-level warn

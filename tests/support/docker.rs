@@ -48,8 +48,24 @@ impl Engine {
         Engine::up(short_state(name), true)
     }
 
+    /// A private engine that also listens on `tcp://127.0.0.1:PORT`; `host` is the TCP one.
+    pub fn private_tcp(name: &str) -> Engine {
+        let port = super::free_port();
+        let mut e = Engine::up_with(short_state(name), true, Some(port));
+        e.host = format!("tcp://127.0.0.1:{port}");
+        e
+    }
+
     fn up(state: PathBuf, owned: bool) -> Engine {
-        let out = Command::new(repo().join("scripts/testenv/up.sh"))
+        Engine::up_with(state, owned, None)
+    }
+
+    fn up_with(state: PathBuf, owned: bool, tcp_port: Option<u16>) -> Engine {
+        let mut cmd = Command::new(repo().join("scripts/testenv/up.sh"));
+        if let Some(p) = tcp_port {
+            cmd.env("DOCKER_TCP_PORT", p.to_string());
+        }
+        let out = cmd
             .arg("--docker-only")
             .arg(&state)
             .output()
