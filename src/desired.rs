@@ -60,8 +60,8 @@ pub fn candidates(sites: &Sites) -> Vec<CertCandidate> {
         .collect()
 }
 
-/// Hosts whose certificate (the planned one, else one a user put at `live/HOST/`) is on disk,
-/// readable, and names the host. A damaged pair is left out (the host stays on HTTP) and
+/// Hosts whose certificate (the planned one, else another of its name set's, else one a user
+/// put at `live/HOST/`) is on disk, readable, and names the host. A damaged pair is left out (the host stays on HTTP) and
 /// reported as a problem, because nginx would reject the whole config for it and block every
 /// other change. A sound certificate that does not name the host (a name just added to a
 /// container) is not used either: the host stays on HTTP until the new certificate is in.
@@ -75,13 +75,17 @@ fn installed_certs(
     // One read per certificate, however many hosts share it.
     let mut checked: HashMap<PathBuf, Result<Vec<String>, String>> = HashMap::new();
     for (host, site) in &sites.sites {
-        let planned = plan.cert_for(host).map(|k| acme::live_paths(certs_dir, k));
-        let own = Some(acme::live_paths(certs_dir, host));
+        // The planned certificate first; then those under the set's other names (the key moved
+        // when the names were reordered: the old certificate serves until the new one is in);
+        // a name with no plan may have one a user put at `live/HOST/`.
+        let keys = plan
+            .spec_for(host)
+            .map_or_else(|| vec![host], |s| s.names.iter().collect());
         let mut problem = None;
         let mut chosen = None;
-        for p in [planned, own]
+        for p in keys
             .into_iter()
-            .flatten()
+            .map(|k| acme::live_paths(certs_dir, k))
             .filter(|p| p.is_installed())
         {
             let names = checked
@@ -263,6 +267,21 @@ mod tests {
         );
         let d = desired(&c, dir.path());
         assert_eq!(https_hosts(&d), ["a.example.com", "b.example.com"]);
+    }
+
+    #[test]
+    fn reordered_names_keep_https_with_the_old_certificate_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        install(
+            dir.path(),
+            "a.example.com",
+            &["a.example.com", "b.example.com"],
+        );
+        // The key is now b (first name); live/b does not exist yet.
+        let c = facts("b.example.com,a.example.com");
+        let d = desired(&c, dir.path());
+        assert_eq!(https_hosts(&d), ["a.example.com", "b.example.com"]);
+        assert!(d.text.unwrap().contains("live/a.example.com/fullchain.pem"));
     }
 
     #[test]

@@ -61,10 +61,12 @@ pub struct CertPlan {
 impl CertPlan {
     /// The key of the certificate that covers `name` (for rendering its HTTPS server block).
     pub fn cert_for(&self, name: &HostName) -> Option<&HostName> {
-        self.specs
-            .iter()
-            .find(|s| s.names.contains(name))
-            .map(|s| &s.key)
+        self.spec_for(name).map(|s| &s.key)
+    }
+
+    /// The certificate spec that covers `name`.
+    pub fn spec_for(&self, name: &HostName) -> Option<&CertSpec> {
+        self.specs.iter().find(|s| s.names.contains(name))
     }
 }
 
