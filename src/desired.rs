@@ -10,6 +10,7 @@ use crate::acme::certinfo::CertInfo;
 use crate::acme::{self, CertCandidate, CertPlan};
 use crate::facts::ContainerFacts;
 use crate::host::HostName;
+use crate::labels::HttpsMethod;
 use crate::render::{self, CertFiles, RenderError, RenderSettings, Renderer};
 use crate::sites::{self, NginxReach, Problem, Sites};
 
@@ -47,10 +48,13 @@ pub fn compute<'a>(
 }
 
 /// Each accepted container's certificate request: LETSENCRYPT_HOST when set, else its hosts.
+/// `HTTPS_METHOD=nohttps` without LETSENCRYPT_HOST asks for none: it would never be served, and
+/// every order spends the CA's rate limit.
 pub fn candidates(sites: &Sites) -> Vec<CertCandidate> {
     sites
         .routes
         .iter()
+        .filter(|(_, r)| r.cert_hosts.is_some() || r.https_method != HttpsMethod::NoHttps)
         .map(|(container, r)| CertCandidate {
             container: container.clone(),
             names: r.cert_hosts.clone().unwrap_or_else(|| r.hosts.clone()),
@@ -282,6 +286,17 @@ mod tests {
         let d = desired(&c, dir.path());
         assert_eq!(https_hosts(&d), ["a.example.com", "b.example.com"]);
         assert!(d.text.unwrap().contains("live/a.example.com/fullchain.pem"));
+    }
+
+    #[test]
+    fn nohttps_asks_for_no_certificate_unless_letsencrypt_host_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = facts("a.example.com");
+        c.labels.insert("HTTPS_METHOD".into(), "nohttps".into());
+        assert!(desired(&c, dir.path()).certs.specs.is_empty());
+        c.labels
+            .insert("LETSENCRYPT_HOST".into(), "a.example.com".into());
+        assert_eq!(desired(&c, dir.path()).certs.specs.len(), 1);
     }
 
     #[test]

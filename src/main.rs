@@ -150,18 +150,32 @@ fn print_status(body: &str) -> anyhow::Result<()> {
     if !st.certificates.is_empty() {
         println!("\nCERTIFICATES");
         for c in &st.certificates {
-            let f = |k: &str| {
-                c.get(k)
-                    .map(|v| v.to_string().trim_matches('"').to_string())
-                    .unwrap_or_default()
+            let f = |k: &str| match c.get(k) {
+                None | Some(serde_json::Value::Null) => "-".to_string(),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
             };
+            let names = c
+                .get("names")
+                .and_then(|n| n.as_array())
+                .map(|n| {
+                    n.iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
             println!(
-                "{:<40} state={} not_after={} next_renewal={} last_error={}",
+                "{:<40} state={} not_after={} next_renewal={} last_error={}\n{:<40} names={} issuer={} profile={}",
                 f("key"),
                 f("state"),
                 f("not_after"),
                 f("next_renewal"),
-                f("last_error")
+                f("last_error"),
+                "",
+                names,
+                f("issuer"),
+                f("profile"),
             );
         }
     }

@@ -257,7 +257,11 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && table.contains("a.certs.test") && table.contains("state=valid"),
+        out.status.success()
+            && table.contains("a.certs.test")
+            && table.contains("state=valid")
+            && table.contains("names=a.certs.test,www.a.certs.test")
+            && table.contains("issuer=Pebble Intermediate"),
         "{table}"
     );
     let out = Command::new(support::vhostd::bin())
