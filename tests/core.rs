@@ -431,6 +431,116 @@ fn a_tcp_docker_host_is_followed_and_rendered() {
     );
 }
 
+/// Removes the test's Docker networks when it ends (pass or fail), after its containers.
+struct Networks<'a>(&'a Engine, Vec<&'static str>);
+
+impl Drop for Networks<'_> {
+    fn drop(&mut self) {
+        for n in &self.1 {
+            let _ = self.0.docker(&["network", "rm", n]);
+        }
+    }
+}
+
+/// Config only (no request is sent to a bridge address): real bridge networks, an nginx
+/// container on two of them, and `vhostd render` in container mode picks each upstream address
+/// as the engine reports it.
+#[test]
+fn upstreams_on_bridge_networks_are_the_ones_shared_with_nginx() {
+    let e = &Engine::private("bridges");
+    let nets = Networks(e, vec!["vt-back", "vt-front", "vt-other"]);
+    for n in &nets.1 {
+        e.ok(&["network", "create", "--internal", n]);
+    }
+    let run = |name: &str, net: &str, labels: &[(&str, &str)]| {
+        let mut args = vec!["--network", net];
+        let kv: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for l in &kv {
+            args.extend(["-l", l.as_str()]);
+        }
+        args.extend([docker::IMAGE, "sleep", "300"]);
+        let c = e.run(name, &args);
+        c
+    };
+    let connect = |net: &str, name: &str| {
+        e.ok(&["network", "connect", net, name]);
+    };
+    let ip = |name: &str, net: &str| {
+        e.ok(&[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+            name,
+        ])
+    };
+    let nginx = run("bridge-nginx", "vt-front", &[("vhostd.nginx", "true")]);
+    connect("vt-back", &nginx.name);
+    // On both of nginx's networks: the first by name (vt-back) is chosen.
+    let both = run(
+        "bridge-both",
+        "vt-front",
+        &[("VIRTUAL_HOST", "both.net.test")],
+    );
+    connect("vt-back", &both.name);
+    // VIRTUAL_NETWORK picks the other one.
+    let chosen = run(
+        "bridge-chosen",
+        "vt-front",
+        &[
+            ("VIRTUAL_HOST", "chosen.net.test"),
+            ("VIRTUAL_NETWORK", "vt-front"),
+        ],
+    );
+    connect("vt-back", &chosen.name);
+    // Shares no network with nginx: the host is there, its upstream answers 503.
+    let _lonely = run(
+        "bridge-lonely",
+        "vt-other",
+        &[("VIRTUAL_HOST", "lonely.net.test")],
+    );
+
+    let dir = scratch("bridges");
+    let s = |x: &str| x.to_string();
+    let out = std::process::Command::new(vhostd::bin())
+        .args([
+            s("render"),
+            s("--docker-host"),
+            e.host.clone(),
+            s("--webroot"),
+            dir.join("www").display().to_string(),
+            s("--certs-dir"),
+            dir.join("certs").display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let upstream = |host: &str| {
+        let start = text
+            .find(&format!("upstream {host}-"))
+            .unwrap_or_else(|| panic!("no upstream for {host}:\n{text}"));
+        let block = &text[start..];
+        block[..block.find('}').unwrap()].to_string()
+    };
+    assert!(
+        upstream("both.net.test").contains(&format!("server {}:80;", ip("bridge-both", "vt-back"))),
+        "{text}"
+    );
+    assert!(
+        upstream("chosen.net.test")
+            .contains(&format!("server {}:80;", ip("bridge-chosen", "vt-front"))),
+        "{text}"
+    );
+    assert!(!text.contains("upstream lonely.net.test-"), "{text}");
+    assert!(text.contains("server_name lonely.net.test;"), "{text}");
+    assert!(
+        log.contains("bridge-lonely") && log.contains("VIRTUAL_NETWORK"),
+        "the unreachable container is named: {log}"
+    );
+    drop((both, chosen, nginx));
+}
+
 #[test]
 fn render_prints_what_the_daemon_writes() {
     let e = docker::shared();
