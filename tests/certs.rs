@@ -293,15 +293,7 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
 fn a_ca_down_at_start_does_not_keep_vhostd_from_serving() {
     let mut env = Env::start("certs_ca_down_at_start", PebbleOpts::default());
     env.pebble.stop_ca();
-    let p = free_port();
-    let _c = env.engine.web(
-        "certs-early",
-        p,
-        &[
-            ("VIRTUAL_HOST", "early.certs.test"),
-            ("VIRTUAL_PORT", &p.to_string()),
-        ],
-    );
+    let _c = env.engine.site("certs-early", "early.certs.test");
     let v = env.vhostd(&[]);
     wait_for(T, "early.certs.test over HTTP with the CA down", || {
         (http_get(env.nginx.http_port, "early.certs.test", "/")
@@ -327,15 +319,7 @@ fn short_lived_certificates_renew_with_no_failed_request() {
         },
     );
     let e = &env.engine;
-    let p = free_port();
-    let _c = e.web(
-        "certs-renew",
-        p,
-        &[
-            ("VIRTUAL_HOST", "renew.certs.test"),
-            ("VIRTUAL_PORT", &p.to_string()),
-        ],
-    );
+    let _c = e.site("certs-renew", "renew.certs.test");
     let _v = env.vhostd(&[]);
     wait_for(T, "HTTPS for renew.certs.test", || {
         env.https("renew.certs.test")
@@ -486,15 +470,7 @@ fn failing_self_check_places_no_order() {
     let env = Env::start("certs_selfcheck", PebbleOpts::default());
     let tdir = broken_challenge_templates(&env.dir);
     let e = &env.engine;
-    let p = free_port();
-    let _c = e.web(
-        "certs-selfcheck",
-        p,
-        &[
-            ("VIRTUAL_HOST", "selfcheck.certs.test"),
-            ("VIRTUAL_PORT", &p.to_string()),
-        ],
-    );
+    let _c = e.site("certs-selfcheck", "selfcheck.certs.test");
     let v = env.vhostd(&["--template-dir", tdir.to_str().unwrap()]);
     let st = wait_for(T, "self-check failure in /status", || {
         Some(cert_status(&v, "selfcheck.certs.test")).filter(|s| s["state"] == "self-check failed")
@@ -517,15 +493,7 @@ fn failing_self_check_places_no_order() {
 #[test]
 fn the_self_check_goes_where_self_check_addr_says() {
     let env = Env::start("certs_selfcheck_addr", PebbleOpts::default());
-    let p = free_port();
-    let _c = env.engine.web(
-        "certs-probe-addr",
-        p,
-        &[
-            ("VIRTUAL_HOST", "probe.certs.test"),
-            ("VIRTUAL_PORT", &p.to_string()),
-        ],
-    );
+    let _c = env.engine.site("certs-probe-addr", "probe.certs.test");
     // Nothing listens there: the route through nginx is fine, the probe address is not.
     let nowhere = format!("127.0.0.1:{}", free_port());
     let v = env.vhostd(&["--self-check-addr", &nowhere]);

@@ -22,6 +22,16 @@ fn setup(name: &str, extra: &[&str]) -> (std::path::PathBuf, Nginx, Vhostd) {
     (dir, nginx, v)
 }
 
+/// `dir/templates/` holding a copy of the embedded templates, for `--template-dir`.
+fn copy_templates(dir: &std::path::Path) -> std::path::PathBuf {
+    let tdir = dir.join("templates");
+    std::fs::create_dir_all(&tdir).unwrap();
+    for f in ["nginx.conf.tera", "location.tera"] {
+        std::fs::copy(support::repo().join("templates").join(f), tdir.join(f)).unwrap();
+    }
+    tdir
+}
+
 #[test]
 fn started_container_serves_and_stopped_one_answers_503() {
     let e = docker::shared();
@@ -232,11 +242,7 @@ fn broken_templates_keep_the_last_good_config() {
     // A private engine: no other test's containers may change the config under the assertions.
     let e = &Engine::private("templates");
     let dir = scratch("broken_template");
-    let tdir = dir.join("templates");
-    std::fs::create_dir_all(&tdir).unwrap();
-    for f in ["nginx.conf.tera", "location.tera"] {
-        std::fs::copy(support::repo().join("templates").join(f), tdir.join(f)).unwrap();
-    }
+    let tdir = copy_templates(&dir);
     let ngx = Nginx::start(&dir);
     let v = Vhostd::start(
         &dir,
@@ -245,15 +251,7 @@ fn broken_templates_keep_the_last_good_config() {
         &["--no-acme", "--template-dir", tdir.to_str().unwrap()],
     );
     v.wait_ready();
-    let port = free_port();
-    let _a = e.web(
-        "core-tmpl-a",
-        port,
-        &[
-            ("VIRTUAL_HOST", "tmpl.core.test"),
-            ("VIRTUAL_PORT", &port.to_string()),
-        ],
-    );
+    let _a = e.site("core-tmpl-a", "tmpl.core.test");
     wait_http(ngx.http_port, "tmpl.core.test", 200, Some("core-tmpl-a"), T);
     let good = std::fs::read(ngx.conf_file()).unwrap();
 
@@ -269,15 +267,7 @@ fn broken_templates_keep_the_last_good_config() {
             .map(str::to_owned)
     });
     assert_eq!(std::fs::read(ngx.conf_file()).unwrap(), good);
-    let p0 = free_port();
-    let _c = e.web(
-        "core-tmpl-c",
-        p0,
-        &[
-            ("VIRTUAL_HOST", "tmpl0.core.test"),
-            ("VIRTUAL_PORT", &p0.to_string()),
-        ],
-    );
+    let _c = e.site("core-tmpl-c", "tmpl0.core.test");
     wait_http(ngx.http_port, "tmpl0.core.test", 200, None, T);
     assert!(
         v.status()["last_error"]
@@ -307,15 +297,7 @@ fn broken_templates_keep_the_last_good_config() {
     wait_for(T, "the template error cleared", || {
         v.status()["last_error"].is_null().then_some(())
     });
-    let p2 = free_port();
-    let _b = e.web(
-        "core-tmpl-b",
-        p2,
-        &[
-            ("VIRTUAL_HOST", "tmpl2.core.test"),
-            ("VIRTUAL_PORT", &p2.to_string()),
-        ],
-    );
+    let _b = e.site("core-tmpl-b", "tmpl2.core.test");
     wait_http(
         ngx.http_port,
         "tmpl2.core.test",
@@ -329,13 +311,7 @@ fn broken_templates_keep_the_last_good_config() {
 fn a_container_nginx_rejects_is_left_out_and_the_others_keep_updating() {
     let e = &Engine::private("quarantine");
     let dir = scratch("quarantine");
-    let tdir = dir.join("templates");
-    std::fs::create_dir_all(&tdir).unwrap();
-    std::fs::copy(
-        support::repo().join("templates/location.tera"),
-        tdir.join("location.tera"),
-    )
-    .unwrap();
+    let tdir = copy_templates(&dir);
     // A site-specific directive nginx does not know: what no label validation can foresee
     // (as a future nginx, a module or a custom template might refuse one site).
     let main = std::fs::read_to_string(support::repo().join("templates/nginx.conf.tera")).unwrap();
@@ -358,20 +334,12 @@ fn a_container_nginx_rejects_is_left_out_and_the_others_keep_updating() {
         &["--no-acme", "--template-dir", tdir.to_str().unwrap()],
     );
     v.wait_ready();
-    let web = |name: &str, host: &str| {
-        let p = free_port();
-        e.web(
-            name,
-            p,
-            &[("VIRTUAL_HOST", host), ("VIRTUAL_PORT", &p.to_string())],
-        )
-    };
-    let _a = web("core-q-a", "qa.core.test");
+    let _a = e.site("core-q-a", "qa.core.test");
     wait_http(ngx.http_port, "qa.core.test", 200, Some("core-q-a"), T);
     // Two at once: the bad one and a good one. nginx rejects the pair; the good one goes live.
     let (_bad, _b) = (
-        web("core-q-bad", "bad.core.test"),
-        web("core-q-b", "qb.core.test"),
+        e.site("core-q-bad", "bad.core.test"),
+        e.site("core-q-b", "qb.core.test"),
     );
     wait_http(ngx.http_port, "qb.core.test", 200, Some("core-q-b"), T);
     let st = wait_for(T, "the rejected container named in /status", || {
@@ -394,7 +362,7 @@ fn a_container_nginx_rejects_is_left_out_and_the_others_keep_updating() {
     );
     assert!(v.log_text().contains("container_quarantined"));
     // Later changes are not blocked by it.
-    let _c = web("core-q-c", "qc.core.test");
+    let _c = e.site("core-q-c", "qc.core.test");
     wait_http(ngx.http_port, "qc.core.test", 200, Some("core-q-c"), T);
     assert_eq!(v.status()["last_error"], serde_json::Value::Null);
 }
@@ -407,15 +375,7 @@ fn a_tcp_docker_host_is_followed_and_rendered() {
     let ngx = Nginx::start(&dir);
     let v = Vhostd::start(&dir, &e.host, &ngx, &["--no-acme"]);
     v.wait_ready();
-    let port = free_port();
-    let _a = e.web(
-        "core-tcp",
-        port,
-        &[
-            ("VIRTUAL_HOST", "tcp.core.test"),
-            ("VIRTUAL_PORT", &port.to_string()),
-        ],
-    );
+    let _a = e.site("core-tcp", "tcp.core.test");
     wait_http(ngx.http_port, "tcp.core.test", 200, Some("core-tcp"), T);
     let mut args = vec!["render".to_string()];
     args.extend(vhostd::base_args(&dir, &e.host, &ngx, v.admin_port));
@@ -459,8 +419,7 @@ fn upstreams_on_bridge_networks_are_the_ones_shared_with_nginx() {
             args.extend(["-l", l.as_str()]);
         }
         args.extend([docker::IMAGE, "sleep", "300"]);
-        let c = e.run(name, &args);
-        c
+        e.run(name, &args)
     };
     let connect = |net: &str, name: &str| {
         e.ok(&["network", "connect", net, name]);
@@ -545,15 +504,7 @@ fn upstreams_on_bridge_networks_are_the_ones_shared_with_nginx() {
 fn render_prints_what_the_daemon_writes() {
     let e = docker::shared();
     let (dir, ngx, v) = setup("render_cmd", &[]);
-    let port = free_port();
-    let _a = e.web(
-        "core-render",
-        port,
-        &[
-            ("VIRTUAL_HOST", "render.core.test"),
-            ("VIRTUAL_PORT", &port.to_string()),
-        ],
-    );
+    let _a = e.site("core-render", "render.core.test");
     wait_http(ngx.http_port, "render.core.test", 200, None, T);
     // Same flags as the daemon; the inventory is shared by parallel tests, so retry until stable.
     wait_for(T, "`vhostd render` to equal the live config", || {
@@ -580,15 +531,7 @@ fn dockerd_restart_keeps_config_then_follows_events_again() {
     let ngx = Nginx::start(&dir);
     let v = Vhostd::start(&dir, &e.host, &ngx, &["--no-acme"]);
     v.wait_ready();
-    let port = free_port();
-    let _a = e.web(
-        "restart-a",
-        port,
-        &[
-            ("VIRTUAL_HOST", "a.restart.test"),
-            ("VIRTUAL_PORT", &port.to_string()),
-        ],
-    );
+    let _a = e.site("restart-a", "a.restart.test");
     wait_http(ngx.http_port, "a.restart.test", 200, Some("restart-a"), T);
     let before = std::fs::read(ngx.conf_file()).unwrap();
 
@@ -612,15 +555,7 @@ fn dockerd_restart_keeps_config_then_follows_events_again() {
     wait_for(T, "vhostd to reconnect", || {
         (v.status()["docker_connected"] == true).then_some(())
     });
-    let p2 = free_port();
-    let _b = e.web(
-        "restart-b",
-        p2,
-        &[
-            ("VIRTUAL_HOST", "b.restart.test"),
-            ("VIRTUAL_PORT", &p2.to_string()),
-        ],
-    );
+    let _b = e.site("restart-b", "b.restart.test");
     wait_http(ngx.http_port, "b.restart.test", 200, Some("restart-b"), T);
 }
 
@@ -653,12 +588,8 @@ fn nginx_in_a_container_is_validated_by_exec_and_reloaded_by_sighup() {
     let image = e.nginx_image();
     let dir = scratch("container_mode");
     let conf_d = dir.join("conf.d");
-    let tdir = dir.join("templates");
     std::fs::create_dir_all(&conf_d).unwrap();
-    std::fs::create_dir_all(&tdir).unwrap();
-    for f in ["nginx.conf.tera", "location.tera"] {
-        std::fs::copy(support::repo().join("templates").join(f), tdir.join(f)).unwrap();
-    }
+    let tdir = copy_templates(&dir);
     let (http, https) = (free_port(), free_port());
     let d = dir.display().to_string();
     let _ngx = e.run(
@@ -695,15 +626,7 @@ fn nginx_in_a_container_is_validated_by_exec_and_reloaded_by_sighup() {
     ];
     let v = Vhostd::start_with(&dir, &args);
     v.wait_ready();
-    let port = free_port();
-    let _a = e.web(
-        "core-cm-a",
-        port,
-        &[
-            ("VIRTUAL_HOST", "cm.core.test"),
-            ("VIRTUAL_PORT", &port.to_string()),
-        ],
-    );
+    let _a = e.site("core-cm-a", "cm.core.test");
     wait_http(http, "cm.core.test", 200, Some("core-cm-a"), T);
     // nginx -t runs inside the container: its rejection comes back and nothing is reloaded.
     let good = std::fs::read(conf_d.join("vhostd.conf")).unwrap();

@@ -165,6 +165,16 @@ impl Engine {
         self.web_with(name, port, labels, &[])
     }
 
+    /// A web container answering for `host` (VIRTUAL_HOST + VIRTUAL_PORT) on a fresh port.
+    pub fn site(&self, name: &str, host: &str) -> Container<'_> {
+        let port = super::free_port();
+        self.web(
+            name,
+            port,
+            &[("VIRTUAL_HOST", host), ("VIRTUAL_PORT", &port.to_string())],
+        )
+    }
+
     /// Like [`Engine::web`] with extra `docker run` arguments.
     pub fn web_with(
         &self,
