@@ -73,11 +73,13 @@ impl Manager {
         };
         e.installed = Some(info);
         e.forced = false;
-        for w in e.waiters.drain(..) {
+        let waiters: Vec<_> = e.waiters.drain(..).collect();
+        // On disk before anyone hears of it: a restart right after must not order again.
+        self.save(key);
+        for w in waiters {
             let _ = w.send(Ok(()));
         }
         let _ = self.events.send(CertEvent::Installed { key: key.clone() });
-        self.save(key);
     }
 
     fn failed(&mut self, key: &HostName, err: AcmeError, now: OffsetDateTime) {
@@ -99,8 +101,11 @@ impl Manager {
             attempts = st.failures, retry_at = %fmt_time(st.next_attempt), error = %text, "no certificate this time");
         st.last_error = Some(text.clone());
         e.forced = false;
+        let waiters: Vec<_> = e.waiters.drain(..).collect();
+        // The backoff is on disk before anyone hears of the failure (a restart keeps it).
+        self.save(key);
         let mut first = Some(err);
-        for w in e.waiters.drain(..) {
+        for w in waiters {
             let _ = w.send(Err(first
                 .take()
                 .unwrap_or_else(|| AcmeError::Relayed(text.clone()))));
@@ -109,7 +114,6 @@ impl Manager {
             key: key.clone(),
             error: text,
         });
-        self.save(key);
     }
 
     fn ari_window(
