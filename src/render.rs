@@ -271,3 +271,19 @@ fn location(l: &Location) -> LocationCtx {
         dest: l.dest.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::names_bucket_size;
+
+    #[test]
+    fn the_bucket_grows_only_for_names_nginx_64_cannot_hold() {
+        assert_eq!(
+            names_bucket_size(46),
+            None,
+            "46 + 2 + two pointers fit in 64"
+        );
+        assert_eq!(names_bucket_size(47), Some(128));
+        assert_eq!(names_bucket_size(253), Some(512));
+    }
+}

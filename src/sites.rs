@@ -151,10 +151,10 @@ pub fn build<'a>(
         };
         // Like a bad value, a conflict with a container already serving one of the names drops
         // this container whole: half a container's names served would surprise more than none.
-        if let Some(problem) = conflict(&out, &routes) {
+        if let Some((key, problem)) = conflict(&out, &routes) {
             out.problems.push(Problem {
                 container: c.name.clone(),
-                key: "VIRTUAL_PROTO".into(),
+                key: key.into(),
                 problem,
             });
             continue;
@@ -183,19 +183,28 @@ pub fn build<'a>(
     out
 }
 
-/// Why `r` cannot join the sites built so far: one of its host/path pairs is already served
-/// with another protocol or rewrite, which one upstream cannot do both ways.
-fn conflict(out: &Sites, r: &Routes) -> Option<String> {
+/// Why `r` cannot join the sites built so far (the key that differs, and the problem): one of
+/// its host/path pairs is already served with another protocol or rewrite, which one upstream
+/// cannot do both ways.
+fn conflict(out: &Sites, r: &Routes) -> Option<(&'static str, String)> {
     r.hosts.iter().find_map(|host| {
         let loc = out.sites.get(host)?.locations.get(&r.path)?;
-        (loc.proto != r.proto || loc.dest != r.dest).then(|| {
+        let key = if loc.proto != r.proto {
+            "VIRTUAL_PROTO"
+        } else if loc.dest != r.dest {
+            "VIRTUAL_DEST"
+        } else {
+            return None;
+        };
+        Some((
+            key,
             format!(
-                "{host}{} is already served with another VIRTUAL_PROTO/VIRTUAL_DEST by {}; \
+                "{host}{} is already served with another {key} by {}; \
                  this container (all its names) is left out until they agree",
                 r.path,
                 loc.containers.join(",")
-            )
-        })
+            ),
+        ))
     })
 }
 
@@ -459,6 +468,14 @@ mod tests {
             ("b", "VIRTUAL_PROTO")
         );
         assert!(s.problems[0].problem.contains("by a"), "{:?}", s.problems);
+        // Same protocol, another rewrite: the problem names VIRTUAL_DEST.
+        let d = c(
+            "d",
+            &[("VIRTUAL_HOST", "x.com"), ("VIRTUAL_DEST", "/app/")],
+            &[],
+        );
+        let s = build([&a, &d], &NginxReach::Host, &BTreeSet::new());
+        assert_eq!(s.problems[0].key, "VIRTUAL_DEST", "{:?}", s.problems);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use support::docker::Engine;
 use support::nginx::Nginx;
 use support::pebble::{Pebble, PebbleOpts};
 use support::vhostd::Vhostd;
-use support::{free_port, http_get, scratch, wait_for};
+use support::{free_port, http_get, scratch, wait_for, wait_http};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -98,6 +98,13 @@ impl Env {
         sans.sort();
         Some((serial, sans))
     }
+}
+
+/// Waits until the certificate `key` is in `state` in `/status`; returns its status.
+fn wait_state(v: &Vhostd, key: &str, state: &str) -> serde_json::Value {
+    wait_for(T, &format!("{key} in state {state:?}"), || {
+        Some(cert_status(v, key)).filter(|s| s["state"] == state)
+    })
 }
 
 fn cert_status(v: &Vhostd, key: &str) -> serde_json::Value {
@@ -295,16 +302,14 @@ fn a_ca_down_at_start_does_not_keep_vhostd_from_serving() {
     env.pebble.stop_ca();
     let _c = env.engine.site("certs-early", "early.certs.test");
     let v = env.vhostd(&[]);
-    wait_for(T, "early.certs.test over HTTP with the CA down", || {
-        (http_get(env.nginx.http_port, "early.certs.test", "/")
-            .body
-            .trim()
-            == "certs-early")
-            .then_some(())
-    });
-    let st = wait_for(T, "backoff recorded", || {
-        Some(cert_status(&v, "early.certs.test")).filter(|s| s["state"] == "backoff")
-    });
+    wait_http(
+        env.nginx.http_port,
+        "early.certs.test",
+        200,
+        Some("certs-early"),
+        T,
+    );
+    let st = wait_state(&v, "early.certs.test", "backoff");
     assert_eq!(st["attempts"], 1, "{st}");
     assert_eq!(http_get(v.admin_port, "127.0.0.1", "/healthz").status, 200);
 }
@@ -393,9 +398,7 @@ fn ca_outage_keeps_https_serving_records_backoff_and_recovers() {
             ("VIRTUAL_PORT", &p2.to_string()),
         ],
     );
-    let st = wait_for(T, "backoff recorded for late.certs.test", || {
-        Some(cert_status(&v, "late.certs.test")).filter(|s| s["state"] == "backoff")
-    });
+    let st = wait_state(&v, "late.certs.test", "backoff");
     assert!(
         st["last_error"].as_str().is_some_and(|e| !e.is_empty()) && st["next_attempt"].is_string(),
         "{st}"
@@ -421,27 +424,25 @@ fn ca_outage_keeps_https_serving_records_backoff_and_recovers() {
             ("VIRTUAL_PORT", &p2.to_string()),
         ],
     );
-    wait_for(T, "late.certs.test back after re-creation", || {
-        (http_get(env.nginx.http_port, "late.certs.test", "/")
-            .body
-            .trim()
-            == "certs-late")
-            .then_some(())
-    });
-    let after = wait_for(T, "backoff known after restart", || {
-        Some(cert_status(&v, "late.certs.test")).filter(|s| s["state"] == "backoff")
-    });
+    wait_http(
+        env.nginx.http_port,
+        "late.certs.test",
+        200,
+        Some("certs-late"),
+        T,
+    );
+    let after = wait_state(&v, "late.certs.test", "backoff");
     assert_eq!(after["attempts"], 1, "{after}");
     assert_eq!(after["next_attempt"], st["next_attempt"], "{after}");
     // The existing certificate keeps serving, and the new host is served over HTTP meanwhile.
     assert_eq!(env.https("up.certs.test").as_deref(), Some("certs-up"));
-    wait_for(T, "late.certs.test over HTTP meanwhile", || {
-        (http_get(env.nginx.http_port, "late.certs.test", "/")
-            .body
-            .trim()
-            == "certs-late")
-            .then_some(())
-    });
+    wait_http(
+        env.nginx.http_port,
+        "late.certs.test",
+        200,
+        Some("certs-late"),
+        T,
+    );
 
     // The CA comes back (a fresh Pebble: new root, no accounts): vhostd recovers on its own.
     env.pebble.start_ca();
@@ -472,9 +473,7 @@ fn failing_self_check_places_no_order() {
     let e = &env.engine;
     let _c = e.site("certs-selfcheck", "selfcheck.certs.test");
     let v = env.vhostd(&["--template-dir", tdir.to_str().unwrap()]);
-    let st = wait_for(T, "self-check failure in /status", || {
-        Some(cert_status(&v, "selfcheck.certs.test")).filter(|s| s["state"] == "self-check failed")
-    });
+    let st = wait_state(&v, "selfcheck.certs.test", "self-check failed");
     assert!(
         st["last_error"]
             .as_str()
@@ -497,9 +496,7 @@ fn the_self_check_goes_where_self_check_addr_says() {
     // Nothing listens there: the route through nginx is fine, the probe address is not.
     let nowhere = format!("127.0.0.1:{}", free_port());
     let v = env.vhostd(&["--self-check-addr", &nowhere]);
-    let st = wait_for(T, "self-check failure in /status", || {
-        Some(cert_status(&v, "probe.certs.test")).filter(|s| s["state"] == "self-check failed")
-    });
+    let st = wait_state(&v, "probe.certs.test", "self-check failed");
     assert!(
         st["last_error"]
             .as_str()

@@ -32,6 +32,19 @@ fn copy_templates(dir: &std::path::Path) -> std::path::PathBuf {
     tdir
 }
 
+/// nginx and `vhostd run --template-dir TDIR` on `e`, ready.
+fn with_templates(dir: &std::path::Path, e: &Engine, tdir: &std::path::Path) -> (Nginx, Vhostd) {
+    let ngx = Nginx::start(dir);
+    let v = Vhostd::start(
+        dir,
+        &e.host,
+        &ngx,
+        &["--no-acme", "--template-dir", tdir.to_str().unwrap()],
+    );
+    v.wait_ready();
+    (ngx, v)
+}
+
 #[test]
 fn started_container_serves_and_stopped_one_answers_503() {
     let e = docker::shared();
@@ -243,14 +256,7 @@ fn broken_templates_keep_the_last_good_config() {
     let e = &Engine::private("templates");
     let dir = scratch("broken_template");
     let tdir = copy_templates(&dir);
-    let ngx = Nginx::start(&dir);
-    let v = Vhostd::start(
-        &dir,
-        &e.host,
-        &ngx,
-        &["--no-acme", "--template-dir", tdir.to_str().unwrap()],
-    );
-    v.wait_ready();
+    let (ngx, v) = with_templates(&dir, e, &tdir);
     let _a = e.site("core-tmpl-a", "tmpl.core.test");
     wait_http(ngx.http_port, "tmpl.core.test", 200, Some("core-tmpl-a"), T);
     let good = std::fs::read(ngx.conf_file()).unwrap();
@@ -326,14 +332,7 @@ fn a_container_nginx_rejects_is_left_out_and_the_others_keep_updating() {
         ),
     )
     .unwrap();
-    let ngx = Nginx::start(&dir);
-    let v = Vhostd::start(
-        &dir,
-        &e.host,
-        &ngx,
-        &["--no-acme", "--template-dir", tdir.to_str().unwrap()],
-    );
-    v.wait_ready();
+    let (ngx, v) = with_templates(&dir, e, &tdir);
     let _a = e.site("core-q-a", "qa.core.test");
     wait_http(ngx.http_port, "qa.core.test", 200, Some("core-q-a"), T);
     // Two at once: the bad one and a good one. nginx rejects the pair; the good one goes live.
@@ -377,16 +376,9 @@ fn a_tcp_docker_host_is_followed_and_rendered() {
     v.wait_ready();
     let _a = e.site("core-tcp", "tcp.core.test");
     wait_http(ngx.http_port, "tcp.core.test", 200, Some("core-tcp"), T);
-    let mut args = vec!["render".to_string()];
-    args.extend(vhostd::base_args(&dir, &e.host, &ngx, v.admin_port));
-    args.push("--no-acme".into());
-    let out = std::process::Command::new(vhostd::bin())
-        .args(&args)
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        std::fs::read_to_string(ngx.conf_file()).unwrap(),
+        render_like(&dir, &e.host, &ngx, &v),
+        std::fs::read(ngx.conf_file()).unwrap(),
         "render over tcp:// equals the live config"
     );
 }
@@ -508,20 +500,26 @@ fn render_prints_what_the_daemon_writes() {
     wait_http(ngx.http_port, "render.core.test", 200, None, T);
     // Same flags as the daemon; the inventory is shared by parallel tests, so retry until stable.
     wait_for(T, "`vhostd render` to equal the live config", || {
-        let mut args = vec!["render".to_string()];
-        args.extend(vhostd::base_args(&dir, &e.host, &ngx, v.admin_port));
-        args.push("--no-acme".into());
-        let out = std::process::Command::new(vhostd::bin())
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "render failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.stdout == std::fs::read(ngx.conf_file()).unwrap()).then_some(())
+        (render_like(&dir, &e.host, &ngx, &v) == std::fs::read(ngx.conf_file()).unwrap())
+            .then_some(())
     });
+}
+
+/// `vhostd render` with exactly the flags the daemon `v` runs with; its stdout.
+fn render_like(dir: &std::path::Path, docker_host: &str, ngx: &Nginx, v: &Vhostd) -> Vec<u8> {
+    let mut args = vec!["render".to_string()];
+    args.extend(vhostd::base_args(dir, docker_host, ngx, v.admin_port));
+    args.push("--no-acme".into());
+    let out = std::process::Command::new(vhostd::bin())
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "render failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 #[test]
