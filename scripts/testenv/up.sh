@@ -83,7 +83,9 @@ start_bg() {
 # ---------------------------------------------------------------- packages
 install_packages() {
   local t; t=$(now)
-  local want=(docker.io pebble nginx busybox-static openssl curl ca-certificates iproute2 bc)
+  # docker-compose (v1) and debootstrap: tests/compose.rs builds the repo's images from a local Debian
+  # base (scripts/images.sh) and starts docker-compose.yml, with nothing pulled.
+  local want=(docker.io pebble nginx busybox-static openssl curl ca-certificates iproute2 bc docker-compose debootstrap)
   local missing=() p
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
