@@ -159,7 +159,10 @@ fn compose_stack_serves_the_app_over_http_then_https_from_pebble() {
             var("VHOSTD_TEST_ADMIN_PORT", admin.to_string()),
             var("VHOSTD_TEST_APP_PORT", app.to_string()),
             var("VHOSTD_TEST_ACME_DIRECTORY", pebble.directory_url.clone()),
-            var("VHOSTD_TEST_ACME_CA", pebble.listener_ca.display().to_string()),
+            var(
+                "VHOSTD_TEST_ACME_CA",
+                pebble.listener_ca.display().to_string(),
+            ),
             var("VHOSTD_TEST_DOCKER_SOCK", sock.display().to_string()),
         ],
         up: false,
@@ -196,10 +199,7 @@ fn compose_stack_serves_the_app_over_http_then_https_from_pebble() {
     });
     assert!(body.contains(APP_BODY), "HTTPS answer: {body}");
     let https_at = started.elapsed();
-    assert!(
-        pebble.issued_count() >= 1,
-        "Pebble issued the certificate"
-    );
+    assert!(pebble.issued_count() >= 1, "Pebble issued the certificate");
 
     // Validation and reload went through the Docker socket to the nginx container.
     let nginx = stack.container("nginx");
@@ -215,7 +215,9 @@ fn compose_stack_serves_the_app_over_http_then_https_from_pebble() {
         "{{.Action}} signal={{index .Actor.Attributes \"signal\"}}",
     ]);
     assert!(
-        events.lines().any(|l| l.starts_with("exec_start: nginx -t")),
+        events
+            .lines()
+            .any(|l| l.starts_with("exec_start: nginx -t")),
         "nginx -t ran in the nginx container by exec: {events}"
     );
     assert!(
@@ -223,7 +225,10 @@ fn compose_stack_serves_the_app_over_http_then_https_from_pebble() {
         "nginx was reloaded with SIGHUP through Docker: {events}"
     );
     let conf = engine.ok(&["exec", &nginx, "cat", "/etc/nginx/conf.d/vhostd.conf"]);
-    assert!(conf.contains(APP_HOST), "the rendered config is in nginx's conf.d");
+    assert!(
+        conf.contains(APP_HOST),
+        "the rendered config is in nginx's conf.d"
+    );
 
     // The image's HEALTHCHECK (`vhostd health`) passes in the running container.
     let vhostd = stack.container("vhostd");
@@ -245,7 +250,11 @@ fn compose_stack_serves_the_app_over_http_then_https_from_pebble() {
         String::from_utf8_lossy(&down.stderr)
     );
     let label = format!("label=com.docker.compose.project={}", stack.project);
-    assert_eq!(engine.ok(&["ps", "-aq", "--filter", &label]), "", "containers left");
+    assert_eq!(
+        engine.ok(&["ps", "-aq", "--filter", &label]),
+        "",
+        "containers left"
+    );
     assert_eq!(
         engine.ok(&["volume", "ls", "-q", "--filter", &label]),
         "",
