@@ -38,9 +38,15 @@ mkdir -p "$STATE/log"
 say() { printf '[images %(%T)T] %s\n' -1 "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
 
+# The Debian mirror this machine already uses (on a non-Debian host: deb.debian.org).
 SRC=/etc/apt/sources.list.d/debian.sources
-MIRROR=$(awk '/^URIs:/{print $2; exit}' "$SRC" 2>/dev/null || true)
-[ -n "$MIRROR" ] || MIRROR=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+MIRROR=""
+if grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+  MIRROR=$(awk '/^URIs:/{print $2; exit}' "$SRC" 2>/dev/null || true)
+  [ -n "$MIRROR" ] || MIRROR=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+else
+  SRC=/nonexistent
+fi
 [ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
 KEY=$( { cat "$0"; echo "$MIRROR"; } | sha256sum | cut -c1-12)
 BASE=local/debian-base:bookworm-$KEY
@@ -101,6 +107,14 @@ build_debian() {
   export_rootfs "$r" "$NGINX" 'CMD ["nginx","-g","daemon off;"]' 'EXPOSE 80 443'
   docker tag "$NGINX" nginx:stable
   say "imported $NGINX, tagged nginx:stable, $((SECONDS - t0))s in all"
+  prune local/debian-base "$BASE"; prune local/debian-nginx "$NGINX"
+}
+
+prune() { # prune REPOSITORY KEEP: untag older builds (an image still in use stays)
+  local t
+  for t in $(docker images "$1" --format '{{.Repository}}:{{.Tag}}'); do
+    [ "$t" = "$2" ] || docker rmi "$t" >/dev/null 2>&1 || true
+  done
 }
 
 build_vhostd() {
@@ -117,6 +131,7 @@ build_vhostd() {
     --build-arg VHOSTD_PREBUILT=target/docker/vhostd . >"$STATE/log/images-vhostd-build.log" 2>&1 \
     || { tail -30 "$STATE/log/images-vhostd-build.log" >&2; die "docker build of the Dockerfile failed"; }
   say "built $tag from the Dockerfile in $((SECONDS - t0))s"
+  prune local/vhostd "$tag"
   echo "$tag"
 }
 

@@ -241,7 +241,7 @@ fn compose_stack_serves_the_app_over_http_then_https_from_pebble() {
         logs.contains("action=\"reload\" sites=1"),
         "vhostd logged its reload of the app's site: {logs}"
     );
-    report_image(engine, &image);
+    check_image(engine, &image);
 
     let down = stack.down();
     assert!(
@@ -277,8 +277,27 @@ fn until_now() -> String {
         .to_string()
 }
 
-/// Prints the vhostd image's size and what it adds to its base (figures, not assertions).
-fn report_image(engine: &Engine, image: &str) {
+/// The image is its base plus two layers (the binary, the CA bundle) with vhostd's entry point and
+/// health check; prints its size and layers (figures, not assertions).
+fn check_image(engine: &Engine, image: &str) {
+    let inspect = |what: &str, img: &str| engine.ok(&["image", "inspect", "-f", what, img]);
+    let key = inspect("{{index .Config.Labels \"vhostd.image-key\"}}", image);
+    let base = format!("local/debian-base:bookworm-{key}");
+    let layers = |img: &str| inspect("{{range .RootFS.Layers}}{{println .}}{{end}}", img);
+    let (ours, theirs) = (layers(image), layers(&base));
+    assert!(ours.starts_with(&theirs), "{image} is built on {base}");
+    assert_eq!(
+        ours.lines().count(),
+        theirs.lines().count() + 2,
+        "{image} adds two layers to its base: the binary and the CA bundle"
+    );
+    assert_eq!(
+        inspect(
+            "{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{json .Config.Healthcheck.Test}}",
+            image
+        ),
+        r#"["vhostd"] ["run"] ["CMD","vhostd","health"]"#
+    );
     let size = engine.ok(&["image", "inspect", "-f", "{{.Size}}", image]);
     let layers = engine.ok(&["history", "--format", "{{.Size}} {{.CreatedBy}}", image]);
     eprintln!("image {image}: {size} bytes\n{layers}");
