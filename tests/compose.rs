@@ -6,12 +6,15 @@
 //! (exec), reloads it (SIGHUP), and the example app answers over HTTP and HTTPS with a certificate
 //! from Pebble. Everything is taken down with `docker-compose down -v`.
 
+#[path = "compose/api_recorder.rs"]
+mod api_recorder;
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use api_recorder::ApiRecorder;
 use support::docker::{Engine, shared};
 use support::pebble::{Pebble, PebbleOpts};
 use support::{free_port, repo, scratch, wait_for, wait_http};
@@ -22,6 +25,17 @@ const T: Duration = Duration::from_secs(90);
 const APP_HOST: &str = "whoami.example.com";
 /// What the override's app answers.
 const APP_BODY: &str = "hello from the compose app";
+/// Every Docker API call vhostd makes, as the README's docker-socket-proxy table lists them.
+const DOCUMENTED_ENDPOINTS: [&str; 8] = [
+    "GET /containers/json",
+    "GET /containers/{id}/json",
+    "GET /events",
+    "GET /exec/{id}/json",
+    "GET /version",
+    "POST /containers/{id}/exec",
+    "POST /containers/{id}/kill",
+    "POST /exec/{id}/start",
+];
 
 /// A compose project of the test, taken down (containers and volumes) when dropped.
 struct Stack<'a> {
@@ -146,7 +160,12 @@ fn compose_stack_serves_the_app_over_http_then_https_from_pebble() {
     let (http, https, admin, app) = (free_port(), free_port(), free_port(), free_port());
     let pebble = Pebble::start(&dir, http, PebbleOpts::default());
     let root = pebble.root_file();
-    let sock = engine.state.join("docker.sock");
+    // vhostd reaches dockerd through a recording pass-through, where a socket proxy would sit.
+    let recorder = ApiRecorder::start(
+        &dir.join("docker-api.sock"),
+        &engine.state.join("docker.sock"),
+    );
+    let sock = recorder.socket.clone();
     let var = |k: &str, v: String| (k.to_string(), v);
     let mut stack = Stack {
         engine,
@@ -236,6 +255,11 @@ fn compose_stack_serves_the_app_over_http_then_https_from_pebble() {
         let s = engine.ok(&["inspect", "-f", "{{.State.Health.Status}}", &vhostd]);
         (s == "healthy").then_some(())
     });
+    assert_eq!(
+        recorder.endpoints(),
+        DOCUMENTED_ENDPOINTS,
+        "the Docker API calls vhostd made: keep README's \"Behind a docker-socket-proxy\" table true"
+    );
     let logs = stack.ok(&["logs", "--no-color", "vhostd"]);
     assert!(
         logs.contains("action=\"reload\" sites=1"),
