@@ -267,7 +267,9 @@ fn compose_stack_serves_the_app_over_http_then_https_from_pebble() {
     );
     check_image(engine, &image);
 
+    let checked_at = started.elapsed();
     let down = stack.down();
+    let down_took = started.elapsed() - checked_at;
     assert!(
         down.status.success(),
         "docker-compose down: {}",
@@ -286,8 +288,7 @@ fn compose_stack_serves_the_app_over_http_then_https_from_pebble() {
     );
     eprintln!(
         "compose test: images {built:?}, up -d done {up_at:?}, HTTP {http_at:?}, HTTPS {https_at:?}, \
-         down {:?} (from the start)",
-        started.elapsed()
+         healthy and checked {checked_at:?} (from the start); down -v took {down_took:?}"
     );
 }
 
