@@ -121,7 +121,7 @@ build_vhostd() {
   [ -x "$BIN" ] || die "no executable at $BIN"
   local stage=$REPO/target/docker
   mkdir -p "$stage"
-  strip -o "$stage/vhostd.tmp" "$BIN" && mv "$stage/vhostd.tmp" "$stage/vhostd"
+  strip -o "$stage/vhostd.$$" "$BIN" && mv "$stage/vhostd.$$" "$stage/vhostd"   # atomic for a parallel run
   local base_id; base_id=$(docker image inspect -f '{{.Id}}' "$BASE")
   local tag; tag=local/vhostd:$( { cat Dockerfile .dockerignore "$stage/vhostd"; echo "$base_id"; } | sha256sum | cut -c1-12)
   if docker image inspect "$tag" >/dev/null 2>&1; then say "image $tag present"; echo "$tag"; return; fi
