@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::facts::{ContainerFacts, Health};
 use crate::host::HostName;
-use crate::labels::{self, Hsts, HttpsMethod, Proto, Routes, UrlPath};
+use crate::labels::{self, Hsts, HttpsMethod, NetworkAccess, Proto, Route, Routes, SslPolicy, UrlPath};
 
 /// What nginx can reach, decided by where it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +79,10 @@ pub struct Location {
     pub proto: Proto,
     /// Rewrite target, if any.
     pub dest: Option<UrlPath>,
+    /// FastCGI document root (VIRTUAL_ROOT), for `fastcgi` only.
+    pub root: Option<UrlPath>,
+    /// NETWORK_ACCESS: `internal` answers 403 to public addresses.
+    pub access: NetworkAccess,
     /// nginx upstream name (unique, stable).
     pub upstream: String,
     /// `ip:port` of every reachable, healthy container, sorted; empty → nginx answers 503.
@@ -100,6 +104,11 @@ pub struct Site {
     pub https_method: HttpsMethod,
     /// HSTS value (first container by name wins).
     pub hsts: Hsts,
+    /// CERT_NAME: the `live/NAME/` certificate to serve, and the container that asked for it
+    /// (named in the problem when it is missing); the first container by name wins.
+    pub cert_name: Option<(String, String)>,
+    /// SSL_POLICY (first container by name wins).
+    pub ssl_policy: SslPolicy,
     /// Locations by path.
     pub locations: BTreeMap<UrlPath, Location>,
 }
@@ -138,17 +147,6 @@ pub fn build<'a>(
                 continue;
             }
         };
-        let server = match address(c, &routes, reach) {
-            Ok(addr) => (c.health.is_none() || c.health == Some(Health::Healthy)).then_some(addr),
-            Err(p) => {
-                out.problems.push(Problem {
-                    container: c.name.clone(),
-                    key: "VIRTUAL_NETWORK".into(),
-                    problem: p,
-                });
-                None
-            }
-        };
         // Like a bad value, a conflict with a container already serving one of the names drops
         // this container whole: half a container's names served would surprise more than none.
         if let Some((key, problem)) = conflict(&out, &routes) {
@@ -159,15 +157,25 @@ pub fn build<'a>(
             });
             continue;
         }
-        let server = server.map(|s| (s, draining.contains(&c.id)));
-        for host in &routes.hosts {
-            add_route(
-                &mut out,
-                c,
-                host,
-                &routes,
-                server.as_ref().map(|(s, d)| (s.as_str(), *d)),
-            );
+        let healthy = c.health.is_none() || c.health == Some(Health::Healthy);
+        let mut unreachable = None;
+        for route in &routes.routes {
+            let server = match address(c, route.port, routes.network.as_deref(), reach) {
+                Ok(addr) => healthy.then_some((addr, draining.contains(&c.id))),
+                Err(p) => {
+                    unreachable.get_or_insert(p);
+                    None
+                }
+            };
+            let server = server.as_ref().map(|(s, d)| (s.as_str(), *d));
+            add_route(&mut out, c, &routes, route, server);
+        }
+        if let Some(p) = unreachable {
+            out.problems.push(Problem {
+                container: c.name.clone(),
+                key: "VIRTUAL_NETWORK".into(),
+                problem: p,
+            });
         }
         out.routes.push((c.name.clone(), routes));
     }
@@ -187,21 +195,26 @@ pub fn build<'a>(
 /// its host/path pairs is already served with another protocol or rewrite, which one upstream
 /// cannot do both ways.
 fn conflict(out: &Sites, r: &Routes) -> Option<(&'static str, String)> {
-    r.hosts.iter().find_map(|host| {
-        let loc = out.sites.get(host)?.locations.get(&r.path)?;
+    r.routes.iter().find_map(|route| {
+        let loc = out.sites.get(&route.host)?.locations.get(&route.path)?;
         let key = if loc.proto != r.proto {
             "VIRTUAL_PROTO"
-        } else if loc.dest != r.dest {
+        } else if loc.dest != route.dest {
             "VIRTUAL_DEST"
+        } else if loc.root != r.root {
+            "VIRTUAL_ROOT"
+        } else if loc.access != r.network_access {
+            "NETWORK_ACCESS"
         } else {
             return None;
         };
         Some((
             key,
             format!(
-                "{host}{} is already served with another {key} by {}; \
+                "{}{} is already served with another {key} by {}; \
                  this container (all its names) is left out until they agree",
-                r.path,
+                route.host,
+                route.path,
                 loc.containers.join(",")
             ),
         ))
@@ -211,29 +224,36 @@ fn conflict(out: &Sites, r: &Routes) -> Option<(&'static str, String)> {
 fn add_route(
     out: &mut Sites,
     c: &ContainerFacts,
-    host: &HostName,
     r: &Routes,
+    route: &Route,
     server: Option<(&str, bool)>,
 ) {
+    let host = &route.host;
     let site = out.sites.entry(host.clone()).or_insert_with(|| Site {
         host: host.clone(),
         https_method: r.https_method,
         hsts: r.hsts.clone(),
+        cert_name: r.cert_name.clone().map(|n| (n, c.name.clone())),
+        ssl_policy: r.ssl_policy,
         locations: BTreeMap::new(),
     });
     let loc = site
         .locations
-        .entry(r.path.clone())
+        .entry(route.path.clone())
         .or_insert_with(|| Location {
-            path: r.path.clone(),
+            path: route.path.clone(),
             proto: r.proto,
-            dest: r.dest.clone(),
-            upstream: upstream_name(host, &r.path),
+            dest: route.dest.clone(),
+            root: r.root.clone(),
+            access: r.network_access,
+            upstream: upstream_name(host, &route.path),
             servers: Vec::new(),
             containers: Vec::new(),
             draining: Vec::new(),
         });
-    loc.containers.push(c.name.clone());
+    if !loc.containers.contains(&c.name) {
+        loc.containers.push(c.name.clone());
+    }
     if let Some((s, draining)) = server {
         let list = if draining {
             &mut loc.draining
@@ -246,8 +266,12 @@ fn add_route(
 }
 
 /// Where nginx reaches this container, or why it can't.
-fn address(c: &ContainerFacts, r: &Routes, reach: &NginxReach) -> Result<String, String> {
-    let port = r.port;
+fn address(
+    c: &ContainerFacts,
+    port: u16,
+    network: Option<&str>,
+    reach: &NginxReach,
+) -> Result<String, String> {
     if c.is_host_network() {
         return match reach {
             NginxReach::Host => Ok(format!("127.0.0.1:{port}")),
@@ -271,7 +295,7 @@ fn address(c: &ContainerFacts, r: &Routes, reach: &NginxReach) -> Result<String,
             .filter(|n| !n.ip.is_empty())
             .map(|n| format!("{}:{port}", n.ip))
     };
-    if let Some(want) = &r.network {
+    if let Some(want) = network {
         if !c.networks.contains_key(want) {
             return Err(format!(
                 "VIRTUAL_NETWORK={want} but the container is not attached to it (attached: {})",
