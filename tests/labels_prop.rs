@@ -172,6 +172,28 @@ fn one_case(sets: &Sets, scratch: &std::path::Path) -> Result<(), TestCaseError>
     let d = desired::compute(&facts, &NginxReach::Host, &Default::default(), &Renderer::embedded(), &settings(), &certs);
     let text = d.text.map_err(|e| TestCaseError::fail(e.to_string()))?;
     let accepted: Vec<&str> = d.sites.routes.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, routes) in &d.sites.routes {
+        let i: usize = name["prop".len()..].parse().unwrap();
+        let (labels, env) = &sets[i];
+        let raw = |k: &str| labels.get(k).or_else(|| env.get(k)).filter(|v| !v.is_empty());
+        for r in &routes.routes {
+            // A value lands unchanged in its own slot: `location PATH {`, `proxy_pass …DEST;`.
+            let loc = format!("    location {} {{", r.path);
+            prop_assert!(text.contains(&loc), "{name}: {loc:?} missing");
+            if !labels.contains_key("VIRTUAL_HOST_MULTIPORTS") && !env.contains_key("VIRTUAL_HOST_MULTIPORTS") {
+                prop_assert_eq!(raw("VIRTUAL_PATH").map(String::as_str).unwrap_or("/"), r.path.as_str());
+                prop_assert_eq!(raw("VIRTUAL_DEST").map(String::as_str), r.dest.as_ref().map(|d| d.as_str()));
+            }
+            if let Some(dest) = &r.dest
+                && matches!(routes.proto, vhostd::labels::Proto::Http | vhostd::labels::Proto::Https)
+            {
+                let line = text.lines().find(|l| l.contains("proxy_pass") && l.ends_with(&format!("{dest};")));
+                prop_assert!(line.is_some(), "{name}: dest {dest} not at the end of a proxy_pass");
+            }
+            let server_name = format!("    server_name {};", r.host);
+            prop_assert!(text.contains(&server_name), "{name}: {server_name:?} missing");
+        }
+    }
     for (i, (labels, env)) in sets.iter().enumerate() {
         let name = format!("prop{i}");
         let marker = format!("mk{i}x");
