@@ -57,7 +57,6 @@ pub fn load_renderer(s: &Settings) -> Result<Renderer, crate::render::RenderErro
     }
 }
 
-
 /// `vhostd render`: the config the current Docker state gives, computed exactly as the daemon does.
 pub async fn render_once(s: &Settings) -> Result<String, AppError> {
     let renderer = load_renderer(s)?;

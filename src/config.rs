@@ -295,7 +295,9 @@ impl Settings {
             Some(h) => match crate::host::HostName::parse(h) {
                 Ok(h) if !h.is_wildcard() => Some(h),
                 Ok(_) => {
-                    errs.push(format!("--default-host {h:?}: a wildcard can't be the default host"));
+                    errs.push(format!(
+                        "--default-host {h:?}: a wildcard can't be the default host"
+                    ));
                     None
                 }
                 Err(e) => {

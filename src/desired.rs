@@ -357,7 +357,8 @@ mod tests {
     fn cert_name_serves_the_named_certificate_and_orders_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = facts("a.example.com,b.example.com");
-        c.labels.insert("CERT_NAME".into(), "wild.example.com".into());
+        c.labels
+            .insert("CERT_NAME".into(), "wild.example.com".into());
         // Missing: reported with the container and key; the hosts stay on HTTP.
         let d = desired(&c, dir.path());
         assert!(d.certs.specs.is_empty(), "nothing is ordered for CERT_NAME");
@@ -370,7 +371,11 @@ mod tests {
         let d = desired(&c, dir.path());
         assert_eq!(https_hosts(&d), ["a.example.com", "b.example.com"]);
         assert!(d.certs.specs.is_empty());
-        assert!(d.text.unwrap().contains("live/wild.example.com/fullchain.pem"));
+        assert!(
+            d.text
+                .unwrap()
+                .contains("live/wild.example.com/fullchain.pem")
+        );
         // One that does not name the host is not served.
         install(dir.path(), "wild.example.com", &["other.example.org"]);
         let d = desired(&c, dir.path());

@@ -197,7 +197,13 @@ mod tests {
             assert!(HostName::parse(bad).is_err(), "{bad:?} must be refused");
         }
         assert!(HostName::parse(&format!("{}.com", "a".repeat(64))).is_err());
-        for ambiguous in ["a\u{200b}b.com", "ａｂ.com", "a\u{3002}com", "a\u{ad}b.com", "a.com\n"] {
+        for ambiguous in [
+            "a\u{200b}b.com",
+            "ａｂ.com",
+            "a\u{3002}com",
+            "a\u{ad}b.com",
+            "a.com\n",
+        ] {
             assert!(
                 HostName::parse(ambiguous).is_err(),
                 "{ambiguous:?} must be refused, not silently changed"

@@ -213,12 +213,12 @@ pub fn parse(c: &ContainerFacts) -> Result<Option<Routes>, Vec<LabelError>> {
     }
     let proto = take(&mut errs, proto(c.setting("VIRTUAL_PROTO")));
     let root = take(&mut errs, opt(c, "VIRTUAL_ROOT", path_value)).flatten();
-    let network = take(&mut errs, opt(c, "VIRTUAL_NETWORK", network)).flatten();
-    let https_method = take(&mut errs, https_method(c.setting("HTTPS_METHOD")));
-    let hsts = take(&mut errs, hsts(c.setting("HSTS")));
+    let network = take(&mut errs, opt(c, "VIRTUAL_NETWORK", value::network)).flatten();
+    let https_method = take(&mut errs, value::https_method(c.setting("HTTPS_METHOD")));
+    let hsts = take(&mut errs, value::hsts(c.setting("HSTS")));
     let cert_hosts = take(&mut errs, opt(c, "LETSENCRYPT_HOST", host_list)).flatten();
-    let email = take(&mut errs, opt(c, "LETSENCRYPT_EMAIL", email)).flatten();
-    let profile = take(&mut errs, opt(c, "ACME_PROFILE", profile)).flatten();
+    let email = take(&mut errs, opt(c, "LETSENCRYPT_EMAIL", value::email)).flatten();
+    let profile = take(&mut errs, opt(c, "ACME_PROFILE", value::profile)).flatten();
     let cert_name = take(&mut errs, opt(c, "CERT_NAME", value::file_name)).flatten();
     let ssl_policy = take(
         &mut errs,
@@ -328,7 +328,11 @@ fn default_port(c: &ContainerFacts) -> u16 {
 fn host_list(key: &'static str, raw: &str) -> Result<Vec<HostName>, LabelError> {
     value::base(key, raw, MAX_LIST, false)?;
     let mut out: Vec<HostName> = Vec::new();
-    for part in raw.split(',').map(|p| p.trim_matches(' ')).filter(|p| !p.is_empty()) {
+    for part in raw
+        .split(',')
+        .map(|p| p.trim_matches(' '))
+        .filter(|p| !p.is_empty())
+    {
         let h = HostName::parse(part).map_err(|e| err(key, e.to_string()))?;
         if !out.contains(&h) {
             out.push(h);
@@ -366,71 +370,6 @@ fn network_access(v: Option<&str>) -> Result<NetworkAccess, LabelError> {
             ("internal", NetworkAccess::Internal),
         ],
     )
-}
-
-fn network(key: &'static str, n: &str) -> Result<String, LabelError> {
-    value::exact(key, n)?;
-    if n.len() <= 128 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-        return Ok(n.into());
-    }
-    Err(err(
-        key,
-        format!("{} is not a Docker network name ([A-Za-z0-9_.-])", value::preview(n)),
-    ))
-}
-
-fn https_method(v: Option<&str>) -> Result<HttpsMethod, LabelError> {
-    value::one_of(
-        "HTTPS_METHOD",
-        v,
-        &[
-            ("redirect", HttpsMethod::Redirect),
-            ("noredirect", HttpsMethod::NoRedirect),
-            ("nohttp", HttpsMethod::NoHttp),
-            ("nohttps", HttpsMethod::NoHttps),
-        ],
-    )
-}
-
-fn hsts(v: Option<&str>) -> Result<Hsts, LabelError> {
-    let v = v.unwrap_or("");
-    value::exact("HSTS", v)?;
-    match v {
-        "" => Ok(Hsts(Some(DEFAULT_HSTS.into()))),
-        "off" => Ok(Hsts(None)),
-        h if h.len() <= 200
-            && h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || " =;-_".contains(c)) =>
-        {
-            Ok(Hsts(Some(h.into())))
-        }
-        h => Err(err(
-            "HSTS",
-            format!(
-                "{} is not an HSTS value like \"max-age=31536000; includeSubDomains\" or off",
-                value::preview(h)
-            ),
-        )),
-    }
-}
-
-fn email(key: &'static str, e: &str) -> Result<String, LabelError> {
-    value::exact(key, e)?;
-    let ok = e.len() <= 254
-        && e.contains('@')
-        && !e.chars().any(|c| c.is_whitespace() || "<>\",;'`$\\{}".contains(c));
-    if ok {
-        return Ok(e.into());
-    }
-    Err(err(key, format!("{} is not an e-mail address", value::preview(e))))
-}
-
-fn profile(key: &'static str, p: &str) -> Result<String, LabelError> {
-    value::exact(key, p)?;
-    if p.len() <= 64 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
-        return Ok(p.into());
-    }
-    Err(err(key, format!("{} is not a profile name like tlsserver", value::preview(p))))
 }
 
 #[cfg(test)]

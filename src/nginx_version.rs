@@ -30,7 +30,11 @@ impl NginxVersion {
             .collect();
         let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
         let (major, minor) = (parts.next()??, parts.next()??);
-        Some(NginxVersion(major, minor, parts.next().flatten().unwrap_or(0)))
+        Some(NginxVersion(
+            major,
+            minor,
+            parts.next().flatten().unwrap_or(0),
+        ))
     }
 }
 
@@ -64,7 +68,8 @@ pub async fn probe_container(docker: &Docker, id: &str) -> Option<NginxVersion> 
         ..Default::default()
     };
     let exec = docker.create_exec(id, opts).await.ok()?;
-    let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec.id, None).await.ok()?
+    let StartExecResults::Attached { mut output, .. } =
+        docker.start_exec(&exec.id, None).await.ok()?
     else {
         return None;
     };
@@ -103,8 +108,12 @@ impl Probe {
             Nginx::Container(..) => None,
         };
         match version {
-            Some(v) => tracing::info!(action = "nginx_version", version = %v, nginx = %target, "rendering for this nginx version"),
-            None => tracing::warn!(action = "nginx_version", nginx = %target, "nginx -v gave no version; rendering syntax every nginx accepts"),
+            Some(v) => {
+                tracing::info!(action = "nginx_version", version = %v, nginx = %target, "rendering for this nginx version")
+            }
+            None => {
+                tracing::warn!(action = "nginx_version", nginx = %target, "nginx -v gave no version; rendering syntax every nginx accepts")
+            }
         }
         self.asked = Some((target, version));
     }
@@ -129,7 +138,10 @@ mod tests {
             NginxVersion::parse("nginx version: nginx/1.27.3 (Ubuntu)"),
             Some(NginxVersion(1, 27, 3))
         );
-        assert_eq!(NginxVersion::parse("nginx version: nginx/1.25"), Some(NginxVersion(1, 25, 0)));
+        assert_eq!(
+            NginxVersion::parse("nginx version: nginx/1.25"),
+            Some(NginxVersion(1, 25, 0))
+        );
         assert_eq!(NginxVersion::parse("sh: nginx: not found"), None);
         assert!(NginxVersion(1, 25, 1) >= NginxVersion::HTTP2_DIRECTIVE);
         assert!(NginxVersion(1, 24, 9) < NginxVersion::HTTP2_DIRECTIVE);

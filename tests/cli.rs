@@ -16,7 +16,8 @@ fn help(args: &[&str]) -> String {
 /// The README's "Command line" table: its subcommands (`vhostd X` rows) and global flags
 /// (cells that start with `--`; `vhostd status --json` style cells are a subcommand's own).
 fn readme_table() -> (BTreeSet<String>, BTreeSet<String>) {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = readme
         .split("\n## Command line")
         .nth(1)
@@ -59,23 +60,43 @@ fn every_subcommand_and_flag_of_the_readme_table_is_in_help() {
     let (subs, flags) = readme_table();
     // The table itself can't shrink unnoticed: these are named by the issues.
     for must in [
-        "--docker-host", "--conf-file", "--key-type", "--acme-concurrency", "--no-acme",
-        "--self-check-addr", "--default-host", "--http2", "--ipv6", "--trust-downstream-proxy",
+        "--docker-host",
+        "--conf-file",
+        "--key-type",
+        "--acme-concurrency",
+        "--no-acme",
+        "--self-check-addr",
+        "--default-host",
+        "--http2",
+        "--ipv6",
+        "--trust-downstream-proxy",
     ] {
-        assert!(flags.contains(must), "README's command-line table lacks {must}");
+        assert!(
+            flags.contains(must),
+            "README's command-line table lacks {must}"
+        );
     }
     let top = help(&["--help"]);
     for sub in &subs {
-        assert!(top.contains(&format!("  {sub} ")), "subcommand {sub} missing:\n{top}");
+        assert!(
+            top.contains(&format!("  {sub} ")),
+            "subcommand {sub} missing:\n{top}"
+        );
     }
     // Every subcommand takes the same flags, so `render` runs with `run`'s command line.
     for sub in ["run", "render"] {
         let text = help(&[sub, "--help"]);
         let listed = help_flags(&text);
         for flag in &flags {
-            assert!(listed.contains(flag), "vhostd {sub}: {flag} missing from --help");
+            assert!(
+                listed.contains(flag),
+                "vhostd {sub}: {flag} missing from --help"
+            );
             let env = env_of(flag);
-            assert!(text.contains(&format!("[env: {env}=")), "vhostd {sub}: {env} missing");
+            assert!(
+                text.contains(&format!("[env: {env}=")),
+                "vhostd {sub}: {env} missing"
+            );
         }
         let undocumented: Vec<_> = listed.difference(&flags).collect();
         assert!(
@@ -106,7 +127,11 @@ fn env_vars_set_flags_and_bad_values_are_named() {
         ("VHOSTD_DEFAULT_HOST", "bad host!", "--default-host"),
         ("VHOSTD_HTTP2", "sometimes", "--http2"),
         ("VHOSTD_IPV6", "sometimes", "--ipv6"),
-        ("VHOSTD_TRUST_DOWNSTREAM_PROXY", "sometimes", "--trust-downstream-proxy"),
+        (
+            "VHOSTD_TRUST_DOWNSTREAM_PROXY",
+            "sometimes",
+            "--trust-downstream-proxy",
+        ),
     ] {
         let out = Command::new(BIN)
             .args(["render"])

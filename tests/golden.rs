@@ -85,7 +85,9 @@ fn parse_header(h: &str) -> Case {
             "http2" => c.http2 = v.parse().unwrap(),
             "ipv6" => c.ipv6 = v.parse().unwrap(),
             "trust_downstream" => c.trust_downstream = v.parse().unwrap(),
-            "nginx_version" => c.nginx_version = Some(NginxVersion::parse(&format!("nginx/{v}")).unwrap()),
+            "nginx_version" => {
+                c.nginx_version = Some(NginxVersion::parse(&format!("nginx/{v}")).unwrap())
+            }
             other => panic!("unknown header key {other}"),
         }
     }
@@ -153,7 +155,10 @@ fn render_case(case: &Case, all: &[ContainerFacts], certs_dir: &Path) -> (String
 
 /// The case rendered with real certificate files, and the same text with the temp dir written
 /// as [`CERTS_DIR`] (what the golden file holds).
-fn render_with_certs(case: &Case, all: &[ContainerFacts]) -> (String, String, Vec<Problem>, tempfile::TempDir) {
+fn render_with_certs(
+    case: &Case,
+    all: &[ContainerFacts],
+) -> (String, String, Vec<Problem>, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let certs = tmp.path().join("certs");
     install_certs(case, &certs);
@@ -257,7 +262,10 @@ fn hostile_containers_leave_the_others_byte_for_byte_unchanged() {
                 .any(|p| p.container == *name && p.key == *key),
             "{name}: no problem reported for {key}: {problems:?}"
         );
-        assert!(!mixed.contains(&format!("{name}.")), "{name} left a trace in the config");
+        assert!(
+            !mixed.contains(&format!("{name}.")),
+            "{name} left a trace in the config"
+        );
     }
     for needle in [
         "include /x",
@@ -304,18 +312,27 @@ fn healthy_upstreams_are_never_empty_blocks() {
 fn golden_outputs_pass_nginx_t() {
     let all = inventory();
     let installed = support::nginx::version();
-    let http2_class = |v: Option<NginxVersion>| v.is_some_and(|v| v >= NginxVersion::HTTP2_DIRECTIVE);
+    let http2_class =
+        |v: Option<NginxVersion>| v.is_some_and(|v| v >= NginxVersion::HTTP2_DIRECTIVE);
     let mut checked_exact = 0;
     for (path, mut case, expected) in cases() {
         let exact = http2_class(case.nginx_version) == http2_class(Some(installed));
         case.nginx_version = Some(installed);
         let (text, golden, _, tmp) = render_with_certs(&case, &all);
         if exact {
-            assert_eq!(golden, expected, "{}: the text nginx checks is the golden text", path.display());
+            assert_eq!(
+                golden,
+                expected,
+                "{}: the text nginx checks is the golden text",
+                path.display()
+            );
             checked_exact += 1;
         }
         if let Err(e) = support::nginx::check(tmp.path(), &text) {
-            panic!("{}: nginx -t rejected the golden output: {e}", path.display());
+            panic!(
+                "{}: nginx -t rejected the golden output: {e}",
+                path.display()
+            );
         }
     }
     assert!(checked_exact >= 14, "most cases are checked byte for byte");

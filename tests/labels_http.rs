@@ -33,10 +33,11 @@ fn user_cert(certs_dir: &Path, dir: &str, sans: &[&str]) -> std::path::PathBuf {
     let live = certs_dir.join("live").join(dir);
     std::fs::create_dir_all(&live).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let cert =
+        rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
     std::fs::write(live.join("fullchain.pem"), cert.pem()).unwrap();
     std::fs::write(live.join("privkey.pem"), key.serialize_pem()).unwrap();
     live.join("fullchain.pem")
@@ -59,7 +60,12 @@ fn curl_https(port: u16, host: &str, ca: &Path, extra: &[&str]) -> Option<(Strin
 }
 
 /// A busybox httpd whose `/cgi-bin/echo` prints the X-Forwarded-* headers it received.
-fn echo_headers<'a>(e: &'a Engine, name: &str, port: u16, labels: &[(&str, &str)]) -> Container<'a> {
+fn echo_headers<'a>(
+    e: &'a Engine,
+    name: &str,
+    port: u16,
+    labels: &[(&str, &str)],
+) -> Container<'a> {
     let mut args: Vec<String> = vec!["--network".into(), "host".into()];
     for (k, v) in labels {
         args.extend(["-l".into(), format!("{k}={v}")]);
@@ -83,7 +89,9 @@ fn get_with_headers(port: u16, host: &str, path: &str, headers: &str) -> String 
     write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n{headers}\r\n").unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
-    raw.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_string()).unwrap_or_default()
+    raw.split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_string())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -96,13 +104,23 @@ fn default_host_answers_unknown_hosts_as_it_would_and_keeps_real_challenges() {
     let other = e.site("lbl-dh-other", "other.labels.test");
     let d = e.site("lbl-dh-deflt", deflt);
     wait_http(ngx.http_port, unknown, 200, Some("lbl-dh-deflt"), T);
-    wait_http(ngx.http_port, "other.labels.test", 200, Some("lbl-dh-other"), T);
+    wait_http(
+        ngx.http_port,
+        "other.labels.test",
+        200,
+        Some("lbl-dh-other"),
+        T,
+    );
     // A real host's challenge path is its own, never the default host's.
     let ch = dir.join("www/other.labels.test/.well-known/acme-challenge");
     std::fs::create_dir_all(&ch).unwrap();
     std::fs::write(ch.join("tok"), "other-token").unwrap();
     support::make_traversable(&dir.join("www"));
-    let a = http_get(ngx.http_port, "other.labels.test", "/.well-known/acme-challenge/tok");
+    let a = http_get(
+        ngx.http_port,
+        "other.labels.test",
+        "/.well-known/acme-challenge/tok",
+    );
     assert_eq!((a.status, a.body.as_str()), (200, "other-token"));
     // The default host gone: 503 as before.
     d.stop();
@@ -111,7 +129,11 @@ fn default_host_answers_unknown_hosts_as_it_would_and_keeps_real_challenges() {
     user_cert(&dir.join("certs"), deflt, &[deflt]);
     let _d = e.site("lbl-dh-deflt2", deflt);
     let a = wait_http(ngx.http_port, unknown, 301, None, T);
-    assert!(a.headers.contains(&format!("https://{unknown}:{}/", ngx.https_port)), "{a:?}");
+    assert!(
+        a.headers
+            .contains(&format!("https://{unknown}:{}/", ngx.https_port)),
+        "{a:?}"
+    );
     drop(other);
 }
 
@@ -121,7 +143,11 @@ fn https_negotiates_http2_by_alpn_and_cert_name_serves_the_named_certificate() {
     let (dir, ngx, v) = setup("http2_alpn", &[]);
     let host = "h2.labels-wild.test";
     // A wildcard certificate the user manages, served by name.
-    let ca = user_cert(&dir.join("certs"), "labels-wild.test", &["*.labels-wild.test"]);
+    let ca = user_cert(
+        &dir.join("certs"),
+        "labels-wild.test",
+        &["*.labels-wild.test"],
+    );
     let port = free_port();
     let _c = e.web(
         "lbl-h2",
@@ -139,7 +165,14 @@ fn https_negotiates_http2_by_alpn_and_cert_name_serves_the_named_certificate() {
     assert_eq!((version.as_str(), body.trim()), ("2", "lbl-h2"));
     // ALPN on the wire, as openssl sees it.
     let out = Command::new("openssl")
-        .args(["s_client", "-alpn", "h2,http/1.1", "-servername", host, "-connect"])
+        .args([
+            "s_client",
+            "-alpn",
+            "h2,http/1.1",
+            "-servername",
+            host,
+            "-connect",
+        ])
         .arg(format!("127.0.0.1:{}", ngx.https_port))
         .stdin(std::process::Stdio::null())
         .output()
@@ -157,13 +190,23 @@ fn https_negotiates_http2_by_alpn_and_cert_name_serves_the_named_certificate() {
             ("CERT_NAME", "no-such-cert"),
         ],
     );
-    wait_http(ngx.http_port, "missing.labels-wild.test", 200, Some("lbl-h2-missing"), T);
+    wait_http(
+        ngx.http_port,
+        "missing.labels-wild.test",
+        200,
+        Some("lbl-h2-missing"),
+        T,
+    );
     wait_for(T, "a CERT_NAME problem in status", || {
         let s = v.status().to_string();
         (s.contains("lbl-h2-missing") && s.contains("CERT_NAME") && s.contains("no-such-cert"))
             .then_some(())
     });
-    assert!(!std::fs::read_to_string(ngx.conf_file()).unwrap().contains("no-such-cert"));
+    assert!(
+        !std::fs::read_to_string(ngx.conf_file())
+            .unwrap()
+            .contains("no-such-cert")
+    );
 }
 
 #[test]
@@ -173,7 +216,9 @@ fn http2_false_speaks_http_1_1() {
     let host = "h1.labels.test";
     let ca = user_cert(&dir.join("certs"), host, &[host]);
     let _c = e.site("lbl-h1", host);
-    let (version, _) = wait_for(T, "HTTPS", || curl_https(ngx.https_port, host, &ca, &["--http2"]));
+    let (version, _) = wait_for(T, "HTTPS", || {
+        curl_https(ngx.https_port, host, &ca, &["--http2"])
+    });
     assert_eq!(version, "1.1");
 }
 
@@ -182,8 +227,16 @@ fn trust_downstream_proxy_passes_x_forwarded_on_or_overwrites_it() {
     let e = docker::shared();
     let forged = "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: front.example\r\n";
     for (trust, flag, want) in [
-        (true, "--trust-downstream-proxy=true", "xff=203.0.113.7, 127.0.0.1 proto=https host=front.example"),
-        (false, "--trust-downstream-proxy=false", "xff=127.0.0.1 proto=http host=trust.labels.test"),
+        (
+            true,
+            "--trust-downstream-proxy=true",
+            "xff=203.0.113.7, 127.0.0.1 proto=https host=front.example",
+        ),
+        (
+            false,
+            "--trust-downstream-proxy=false",
+            "xff=127.0.0.1 proto=http host=trust.labels.test",
+        ),
     ] {
         let (_dir, ngx, _v) = setup(&format!("trust_{trust}"), &[flag]);
         let port = free_port();
@@ -191,9 +244,18 @@ fn trust_downstream_proxy_passes_x_forwarded_on_or_overwrites_it() {
             e,
             "lbl-trust",
             port,
-            &[("VIRTUAL_HOST", "trust.labels.test"), ("VIRTUAL_PORT", &port.to_string())],
+            &[
+                ("VIRTUAL_HOST", "trust.labels.test"),
+                ("VIRTUAL_PORT", &port.to_string()),
+            ],
         );
-        wait_http(ngx.http_port, "trust.labels.test", 200, Some("lbl-trust"), T);
+        wait_http(
+            ngx.http_port,
+            "trust.labels.test",
+            200,
+            Some("lbl-trust"),
+            T,
+        );
         // Old nginx workers may still take a connection or two right after the reload.
         let body = wait_for(T, "the CGI echo through nginx", || {
             let b = get_with_headers(ngx.http_port, "trust.labels.test", "/cgi-bin/echo", forged);
@@ -218,9 +280,18 @@ fn network_internal_lets_loopback_in_and_denies_the_rest() {
         ],
     );
     // Every request here comes from 127.0.0.1, which is internal: it gets through.
-    wait_http(ngx.http_port, "internal.labels.test", 200, Some("lbl-internal"), T);
+    wait_http(
+        ngx.http_port,
+        "internal.labels.test",
+        200,
+        Some("lbl-internal"),
+        T,
+    );
     let conf = std::fs::read_to_string(ngx.conf_file()).unwrap();
-    assert!(conf.contains("allow 127.0.0.0/8;") && conf.contains("deny all;"), "{conf}");
+    assert!(
+        conf.contains("allow 127.0.0.0/8;") && conf.contains("deny all;"),
+        "{conf}"
+    );
 }
 
 #[test]
@@ -244,5 +315,8 @@ fn multiports_routes_hosts_and_paths_to_several_ports_of_one_container() {
     wait_http(ngx.http_port, "mp2.labels.test", 200, Some("port-b"), T);
     let a = http_get(ngx.http_port, "mp.labels.test", "/b/");
     assert_eq!((a.status, a.body.trim()), (200, "port-b"));
-    assert_eq!(http_get(ngx.http_port, "ignored.labels.test", "/").status, 503);
+    assert_eq!(
+        http_get(ngx.http_port, "ignored.labels.test", "/").status,
+        503
+    );
 }

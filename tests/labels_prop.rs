@@ -19,35 +19,104 @@ use vhostd::render::{RenderSettings, Renderer};
 use vhostd::sites::NginxReach;
 
 const KEYS: &[&str] = &[
-    "VIRTUAL_PORT", "VIRTUAL_PROTO", "VIRTUAL_PATH", "VIRTUAL_DEST", "VIRTUAL_ROOT",
-    "HTTPS_METHOD", "HSTS", "LETSENCRYPT_EMAIL", "ACME_PROFILE", "CERT_NAME",
-    "SSL_POLICY", "NETWORK_ACCESS", "VIRTUAL_NETWORK",
+    "VIRTUAL_PORT",
+    "VIRTUAL_PROTO",
+    "VIRTUAL_PATH",
+    "VIRTUAL_DEST",
+    "VIRTUAL_ROOT",
+    "HTTPS_METHOD",
+    "HSTS",
+    "LETSENCRYPT_EMAIL",
+    "ACME_PROFILE",
+    "CERT_NAME",
+    "SSL_POLICY",
+    "NETWORK_ACCESS",
+    "VIRTUAL_NETWORK",
 ];
 
 /// Keys a conflict with another container or an unreachable network is reported under.
-const SHARED_KEYS: &[&str] = &["VIRTUAL_PROTO", "VIRTUAL_DEST", "VIRTUAL_ROOT", "NETWORK_ACCESS", "VIRTUAL_NETWORK"];
+const SHARED_KEYS: &[&str] = &[
+    "VIRTUAL_PROTO",
+    "VIRTUAL_DEST",
+    "VIRTUAL_ROOT",
+    "NETWORK_ACCESS",
+    "VIRTUAL_NETWORK",
+];
 
 /// Every directive the templates write: any other first word on a line is injected text.
 const DIRECTIVES: &[&str] = &[
-    "map", "default", "''", "upstream", "server", "keepalive", "listen", "server_name",
-    "server_tokens", "location", "return", "ssl_reject_handshake", "root", "default_type",
-    "try_files", "proxy_pass", "proxy_http_version", "proxy_set_header", "grpc_pass",
-    "grpc_set_header", "uwsgi_pass", "uwsgi_param", "fastcgi_pass", "fastcgi_keep_conn",
-    "fastcgi_param", "allow", "deny", "ssl_certificate", "ssl_certificate_key", "ssl_protocols",
-    "ssl_ciphers", "ssl_prefer_server_ciphers", "ssl_session_cache", "add_header", "http2",
-    "server_names_hash_bucket_size", "}",
+    "map",
+    "default",
+    "''",
+    "upstream",
+    "server",
+    "keepalive",
+    "listen",
+    "server_name",
+    "server_tokens",
+    "location",
+    "return",
+    "ssl_reject_handshake",
+    "root",
+    "default_type",
+    "try_files",
+    "proxy_pass",
+    "proxy_http_version",
+    "proxy_set_header",
+    "grpc_pass",
+    "grpc_set_header",
+    "uwsgi_pass",
+    "uwsgi_param",
+    "fastcgi_pass",
+    "fastcgi_keep_conn",
+    "fastcgi_param",
+    "allow",
+    "deny",
+    "ssl_certificate",
+    "ssl_certificate_key",
+    "ssl_protocols",
+    "ssl_ciphers",
+    "ssl_prefer_server_ciphers",
+    "ssl_session_cache",
+    "add_header",
+    "http2",
+    "server_names_hash_bucket_size",
+    "}",
 ];
 
 fn hostile_piece() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just(";".to_string()), Just("{".into()), Just("}".into()), Just("$host".into()),
-        Just("\"".into()), Just("'".into()), Just("\\".into()), Just("#".into()), Just("\n".into()),
-        Just("\r\n".into()), Just("\t".into()), Just("..".into()), Just("../".into()), Just(" ".into()),
-        Just("\u{200b}".into()), Just("\u{feff}".into()), Just("\u{202e}".into()), Just("\u{a0}".into()),
-        Just("ü".into()), Just("ａ".into()), Just("。".into()), Just("\u{0}".into()), Just("\u{7f}".into()),
-        Just("include /etc/passwd;".into()), Just("return 200 x;".into()),
-        Just("x".repeat(5000)), Just("/".into()), Just(".".into()), Just(",".into()),
-        "[a-z0-9]{1,12}", "\\PC{1,6}",
+        Just(";".to_string()),
+        Just("{".into()),
+        Just("}".into()),
+        Just("$host".into()),
+        Just("\"".into()),
+        Just("'".into()),
+        Just("\\".into()),
+        Just("#".into()),
+        Just("\n".into()),
+        Just("\r\n".into()),
+        Just("\t".into()),
+        Just("..".into()),
+        Just("../".into()),
+        Just(" ".into()),
+        Just("\u{200b}".into()),
+        Just("\u{feff}".into()),
+        Just("\u{202e}".into()),
+        Just("\u{a0}".into()),
+        Just("ü".into()),
+        Just("ａ".into()),
+        Just("。".into()),
+        Just("\u{0}".into()),
+        Just("\u{7f}".into()),
+        Just("include /etc/passwd;".into()),
+        Just("return 200 x;".into()),
+        Just("x".repeat(5000)),
+        Just("/".into()),
+        Just(".".into()),
+        Just(",".into()),
+        "[a-z0-9]{1,12}",
+        "\\PC{1,6}",
     ]
 }
 
@@ -65,12 +134,41 @@ fn number() -> impl Strategy<Value = String> {
 fn value(key: &'static str) -> BoxedStrategy<String> {
     let plausible: BoxedStrategy<String> = match key {
         "VIRTUAL_PORT" => number().boxed(),
-        "VIRTUAL_PROTO" => prop_oneof![Just("http"), Just("https"), Just("grpc"), Just("uwsgi"), Just("fastcgi"), Just("ftp")].prop_map(String::from).boxed(),
+        "VIRTUAL_PROTO" => prop_oneof![
+            Just("http"),
+            Just("https"),
+            Just("grpc"),
+            Just("uwsgi"),
+            Just("fastcgi"),
+            Just("ftp")
+        ]
+        .prop_map(String::from)
+        .boxed(),
         "VIRTUAL_PATH" | "VIRTUAL_DEST" | "VIRTUAL_ROOT" => "(/[a-z0-9._~-]{0,8}){1,3}/?".boxed(),
-        "HTTPS_METHOD" => prop_oneof![Just("redirect"), Just("noredirect"), Just("nohttp"), Just("nohttps")].prop_map(String::from).boxed(),
-        "HSTS" => prop_oneof![Just("off".to_string()), "max-age=[0-9]{1,8}(; includeSubDomains)?"].boxed(),
-        "SSL_POLICY" => prop_oneof![Just("Mozilla-Modern"), Just("Mozilla-Old"), Just("AWS-FS-1-2-Res-2020-10"), Just("Mozilla-Nope")].prop_map(String::from).boxed(),
-        "NETWORK_ACCESS" => prop_oneof![Just("internal"), Just("external"), Just("everyone")].prop_map(String::from).boxed(),
+        "HTTPS_METHOD" => prop_oneof![
+            Just("redirect"),
+            Just("noredirect"),
+            Just("nohttp"),
+            Just("nohttps")
+        ]
+        .prop_map(String::from)
+        .boxed(),
+        "HSTS" => prop_oneof![
+            Just("off".to_string()),
+            "max-age=[0-9]{1,8}(; includeSubDomains)?"
+        ]
+        .boxed(),
+        "SSL_POLICY" => prop_oneof![
+            Just("Mozilla-Modern"),
+            Just("Mozilla-Old"),
+            Just("AWS-FS-1-2-Res-2020-10"),
+            Just("Mozilla-Nope")
+        ]
+        .prop_map(String::from)
+        .boxed(),
+        "NETWORK_ACCESS" => prop_oneof![Just("internal"), Just("external"), Just("everyone")]
+            .prop_map(String::from)
+            .boxed(),
         "LETSENCRYPT_EMAIL" => "[a-z]{1,8}@[a-z]{1,8}\\.test".boxed(),
         _ => "[a-z0-9.-]{1,20}".boxed(),
     };
@@ -94,8 +192,15 @@ fn host_value(i: usize) -> BoxedStrategy<String> {
 }
 
 fn multiports(i: usize) -> BoxedStrategy<String> {
-    (host_value(i), value("VIRTUAL_PATH"), number(), value("VIRTUAL_DEST"))
-        .prop_map(|(h, p, port, d)| format!("{h:?}:\n  {p:?}:\n    port: {port:?}\n    dest: {d:?}\n"))
+    (
+        host_value(i),
+        value("VIRTUAL_PATH"),
+        number(),
+        value("VIRTUAL_DEST"),
+    )
+        .prop_map(|(h, p, port, d)| {
+            format!("{h:?}:\n  {p:?}:\n    port: {port:?}\n    dest: {d:?}\n")
+        })
         .boxed()
 }
 
@@ -103,7 +208,11 @@ fn multiports(i: usize) -> BoxedStrategy<String> {
 fn container(i: usize) -> BoxedStrategy<(BTreeMap<String, String>, BTreeMap<String, String>)> {
     let keys: Vec<BoxedStrategy<Option<(String, String, bool)>>> = KEYS
         .iter()
-        .map(|k| proptest::option::weighted(0.15, (value(k), any::<bool>())).prop_map(move |o| o.map(|(v, env)| (k.to_string(), v, env))).boxed())
+        .map(|k| {
+            proptest::option::weighted(0.15, (value(k), any::<bool>()))
+                .prop_map(move |o| o.map(|(v, env)| (k.to_string(), v, env)))
+                .boxed()
+        })
         .collect();
     let hostish = prop_oneof![
         5 => host_value(i).prop_map(|h| ("VIRTUAL_HOST".to_string(), h)),
@@ -112,9 +221,17 @@ fn container(i: usize) -> BoxedStrategy<(BTreeMap<String, String>, BTreeMap<Stri
     (hostish, keys, any::<bool>())
         .prop_map(|((hk, hv), keys, env_host)| {
             let (mut labels, mut env) = (BTreeMap::new(), BTreeMap::new());
-            if env_host { env.insert(hk, hv) } else { labels.insert(hk, hv) };
+            if env_host {
+                env.insert(hk, hv)
+            } else {
+                labels.insert(hk, hv)
+            };
             for (k, v, in_env) in keys.into_iter().flatten() {
-                if in_env { env.insert(k, v) } else { labels.insert(k, v) };
+                if in_env {
+                    env.insert(k, v)
+                } else {
+                    labels.insert(k, v)
+                };
             }
             (labels, env)
         })
@@ -122,8 +239,16 @@ fn container(i: usize) -> BoxedStrategy<(BTreeMap<String, String>, BTreeMap<Stri
 }
 
 /// The engine's inspect shape: app1 of inspect.json with this id, name, labels and env.
-fn inspect(i: usize, labels: &BTreeMap<String, String>, env: &BTreeMap<String, String>) -> ContainerFacts {
-    let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inspect.json")).unwrap();
+fn inspect(
+    i: usize,
+    labels: &BTreeMap<String, String>,
+    env: &BTreeMap<String, String>,
+) -> ContainerFacts {
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/inspect.json"
+    ))
+    .unwrap();
     let all: Vec<serde_json::Value> = serde_json::from_str(&raw).unwrap();
     let mut c = all.into_iter().find(|c| c["Name"] == "/app1").unwrap();
     c["Id"] = format!("{i:064x}").into();
@@ -138,7 +263,11 @@ fn inspect(i: usize, labels: &BTreeMap<String, String>, env: &BTreeMap<String, S
 
 /// Every line is one directive the templates write (quoted text removed), never two.
 fn check_lines(text: &str) -> Result<(), String> {
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let unquoted: String = line.split('"').step_by(2).collect();
         let first = unquoted.split_whitespace().next().unwrap_or("");
         if !DIRECTIVES.contains(&first) {
@@ -167,31 +296,66 @@ fn settings() -> RenderSettings {
 type Sets = Vec<(BTreeMap<String, String>, BTreeMap<String, String>)>;
 
 fn one_case(sets: &Sets, scratch: &std::path::Path) -> Result<(), TestCaseError> {
-    let facts: Vec<ContainerFacts> = sets.iter().enumerate().map(|(i, (l, e))| inspect(i, l, e)).collect();
+    let facts: Vec<ContainerFacts> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, (l, e))| inspect(i, l, e))
+        .collect();
     let certs = scratch.join("certs");
-    let d = desired::compute(&facts, &NginxReach::Host, &Default::default(), &Renderer::embedded(), &settings(), &certs);
+    let d = desired::compute(
+        &facts,
+        &NginxReach::Host,
+        &Default::default(),
+        &Renderer::embedded(),
+        &settings(),
+        &certs,
+    );
     let text = d.text.map_err(|e| TestCaseError::fail(e.to_string()))?;
     let accepted: Vec<&str> = d.sites.routes.iter().map(|(n, _)| n.as_str()).collect();
     for (name, routes) in &d.sites.routes {
         let i: usize = name["prop".len()..].parse().unwrap();
         let (labels, env) = &sets[i];
-        let raw = |k: &str| labels.get(k).or_else(|| env.get(k)).filter(|v| !v.is_empty());
+        let raw = |k: &str| {
+            labels
+                .get(k)
+                .or_else(|| env.get(k))
+                .filter(|v| !v.is_empty())
+        };
         for r in &routes.routes {
             // A value lands unchanged in its own slot: `location PATH {`, `proxy_pass …DEST;`.
             let loc = format!("    location {} {{", r.path);
             prop_assert!(text.contains(&loc), "{name}: {loc:?} missing");
-            if !labels.contains_key("VIRTUAL_HOST_MULTIPORTS") && !env.contains_key("VIRTUAL_HOST_MULTIPORTS") {
-                prop_assert_eq!(raw("VIRTUAL_PATH").map(String::as_str).unwrap_or("/"), r.path.as_str());
-                prop_assert_eq!(raw("VIRTUAL_DEST").map(String::as_str), r.dest.as_ref().map(|d| d.as_str()));
+            if !labels.contains_key("VIRTUAL_HOST_MULTIPORTS")
+                && !env.contains_key("VIRTUAL_HOST_MULTIPORTS")
+            {
+                prop_assert_eq!(
+                    raw("VIRTUAL_PATH").map(String::as_str).unwrap_or("/"),
+                    r.path.as_str()
+                );
+                prop_assert_eq!(
+                    raw("VIRTUAL_DEST").map(String::as_str),
+                    r.dest.as_ref().map(|d| d.as_str())
+                );
             }
             if let Some(dest) = &r.dest
-                && matches!(routes.proto, vhostd::labels::Proto::Http | vhostd::labels::Proto::Https)
+                && matches!(
+                    routes.proto,
+                    vhostd::labels::Proto::Http | vhostd::labels::Proto::Https
+                )
             {
-                let line = text.lines().find(|l| l.contains("proxy_pass") && l.ends_with(&format!("{dest};")));
-                prop_assert!(line.is_some(), "{name}: dest {dest} not at the end of a proxy_pass");
+                let line = text
+                    .lines()
+                    .find(|l| l.contains("proxy_pass") && l.ends_with(&format!("{dest};")));
+                prop_assert!(
+                    line.is_some(),
+                    "{name}: dest {dest} not at the end of a proxy_pass"
+                );
             }
             let server_name = format!("    server_name {};", r.host);
-            prop_assert!(text.contains(&server_name), "{name}: {server_name:?} missing");
+            prop_assert!(
+                text.contains(&server_name),
+                "{name}: {server_name:?} missing"
+            );
         }
     }
     for (i, (labels, env)) in sets.iter().enumerate() {
@@ -200,24 +364,52 @@ fn one_case(sets: &Sets, scratch: &std::path::Path) -> Result<(), TestCaseError>
         if accepted.contains(&name.as_str()) {
             continue;
         }
-        let problems: Vec<_> = d.sites.problems.iter().filter(|p| p.container == name).collect();
-        prop_assert!(!problems.is_empty(), "{name} left out without a problem: {labels:?} {env:?}");
+        let problems: Vec<_> = d
+            .sites
+            .problems
+            .iter()
+            .filter(|p| p.container == name)
+            .collect();
+        prop_assert!(
+            !problems.is_empty(),
+            "{name} left out without a problem: {labels:?} {env:?}"
+        );
         for p in &problems {
-            let set = labels.contains_key(&p.key) || env.contains_key(&p.key) || SHARED_KEYS.contains(&p.key.as_str());
-            prop_assert!(set, "{name}: problem names {} which it does not set: {p:?}", p.key);
+            let set = labels.contains_key(&p.key)
+                || env.contains_key(&p.key)
+                || SHARED_KEYS.contains(&p.key.as_str());
+            prop_assert!(
+                set,
+                "{name}: problem names {} which it does not set: {p:?}",
+                p.key
+            );
         }
-        prop_assert!(!text.contains(&name), "refused {name} left a trace in the config");
-        prop_assert!(!text.contains(&marker), "a name of refused {name} reached the config");
+        prop_assert!(
+            !text.contains(&name),
+            "refused {name} left a trace in the config"
+        );
+        prop_assert!(
+            !text.contains(&marker),
+            "a name of refused {name} reached the config"
+        );
     }
     check_lines(&text).map_err(TestCaseError::fail)?;
-    support::nginx::check(scratch, &text).map_err(|e| TestCaseError::fail(format!("nginx -t: {e}\n{text}")))?;
+    support::nginx::check(scratch, &text)
+        .map_err(|e| TestCaseError::fail(format!("nginx -t: {e}\n{text}")))?;
     Ok(())
 }
 
 #[test]
 fn random_label_sets_render_configs_nginx_accepts_and_refusals_name_their_key() {
-    let cases = std::env::var("VHOSTD_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let cases = std::env::var("VHOSTD_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
     let scratch = tempfile::tempdir().unwrap();
     let strategy = (1usize..=4).prop_flat_map(|n| (0..n).map(container).collect::<Vec<_>>());
     let accepted = std::cell::Cell::new(0usize);
@@ -226,7 +418,11 @@ fn random_label_sets_render_configs_nginx_accepts_and_refusals_name_their_key() 
         .run(&strategy, |sets| {
             let r = one_case(&sets, scratch.path());
             // Counted for the summary line only.
-            let facts: Vec<ContainerFacts> = sets.iter().enumerate().map(|(i, (l, e))| inspect(i, l, e)).collect();
+            let facts: Vec<ContainerFacts> = sets
+                .iter()
+                .enumerate()
+                .map(|(i, (l, e))| inspect(i, l, e))
+                .collect();
             for f in &facts {
                 match vhostd::labels::parse(f) {
                     Ok(Some(_)) => accepted.set(accepted.get() + 1),
@@ -238,5 +434,8 @@ fn random_label_sets_render_configs_nginx_accepts_and_refusals_name_their_key() 
         .unwrap();
     let (accepted, refused) = (accepted.get(), refused.get());
     println!("{cases} cases: {accepted} containers accepted, {refused} refused");
-    assert!(accepted > 0 && refused > 0, "the generator covers both outcomes");
+    assert!(
+        accepted > 0 && refused > 0,
+        "the generator covers both outcomes"
+    );
 }

@@ -92,7 +92,12 @@ fn props_of(
     let m = match v {
         Value::Null => return Ok((default_port, None)),
         Value::Mapping(m) => m,
-        _ => return Err(err(KEY, format!("{host}{path}: must be a map with port and dest"))),
+        _ => {
+            return Err(err(
+                KEY,
+                format!("{host}{path}: must be a map with port and dest"),
+            ));
+        }
     };
     let mut port = default_port;
     let mut dest = None;
@@ -113,12 +118,16 @@ fn props_of(
                 value::exact(KEY, s)?;
                 if !s.is_empty() {
                     dest = Some(
-                        UrlPath::parse(s).map_err(|e| err(KEY, format!("{host}{path}: dest {e}")))?,
+                        UrlPath::parse(s)
+                            .map_err(|e| err(KEY, format!("{host}{path}: dest {e}")))?,
                     );
                 }
             }
             (Some(k @ ("port" | "dest")), other) => {
-                return Err(err(KEY, format!("{host}{path}: {k} {other:?} has the wrong type")));
+                return Err(err(
+                    KEY,
+                    format!("{host}{path}: {k} {other:?} has the wrong type"),
+                ));
             }
             (k, _) => {
                 return Err(err(
@@ -139,7 +148,14 @@ mod tests {
         parse(doc, 80)
             .unwrap()
             .into_iter()
-            .map(|r| (r.host.to_string(), r.path.to_string(), r.port, r.dest.map(|d| d.to_string())))
+            .map(|r| {
+                (
+                    r.host.to_string(),
+                    r.path.to_string(),
+                    r.port,
+                    r.dest.map(|d| d.to_string()),
+                )
+            })
             .collect()
     }
 
@@ -149,7 +165,12 @@ mod tests {
         let want = vec![
             ("www.example.org".into(), "/".into(), 80, None),
             ("service1.example.org".into(), "/".into(), 8080, None),
-            ("service1.example.org".into(), "/service1".into(), 9000, Some("/".into())),
+            (
+                "service1.example.org".into(),
+                "/service1".into(),
+                9000,
+                Some("/".into()),
+            ),
             ("service2.example.org".into(), "/".into(), 9000, None),
         ];
         assert_eq!(routes(yaml), want);

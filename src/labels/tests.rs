@@ -172,7 +172,10 @@ fn new_keys_are_read() {
     assert_eq!(r.network_access, NetworkAccess::Internal);
     let r = one("VIRTUAL_ROOT", "/srv/app").unwrap().unwrap();
     assert_eq!(r.root, None, "VIRTUAL_ROOT only matters for fastcgi");
-    assert_eq!(one("SSL_POLICY", "").unwrap().unwrap().ssl_policy, SslPolicy::MozillaIntermediate);
+    assert_eq!(
+        one("SSL_POLICY", "").unwrap().unwrap().ssl_policy,
+        SslPolicy::MozillaIntermediate
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! keys' grammars. Nothing here trims silently: a value with spaces around it, a control
 //! character or an invisible one is refused with its key named, never "fixed".
 
-use super::{LabelError, err};
+use super::{DEFAULT_HSTS, Hsts, HttpsMethod, LabelError, err};
 
 /// Longest value of an ordinary key: far above any real value, far below what nginx chokes on.
 pub const MAX_VALUE: usize = 1024;
@@ -29,7 +29,10 @@ pub fn base(key: &'static str, v: &str, max: usize, multiline: bool) -> Result<(
     if v.len() > max {
         return Err(err(
             key,
-            format!("value is {} bytes long; at most {max} are accepted", v.len()),
+            format!(
+                "value is {} bytes long; at most {max} are accepted",
+                v.len()
+            ),
         ));
     }
     let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
@@ -86,19 +89,27 @@ pub fn port(key: &'static str, v: &str) -> Result<u16, LabelError> {
 }
 
 /// One word out of a fixed set (`""` = the default, the first of `words`' values).
-pub fn one_of<T: Copy>(key: &'static str, v: Option<&str>, words: &[(&str, T)]) -> Result<T, LabelError> {
+pub fn one_of<T: Copy>(
+    key: &'static str,
+    v: Option<&str>,
+    words: &[(&str, T)],
+) -> Result<T, LabelError> {
     let v = v.unwrap_or("");
     exact(key, v)?;
     if v.is_empty() {
         return Ok(words[0].1);
     }
-    words.iter().find(|(w, _)| *w == v).map(|(_, t)| *t).ok_or_else(|| {
-        let names: Vec<&str> = words.iter().map(|(w, _)| *w).collect();
-        err(
-            key,
-            format!("{} is not one of {}", preview(v), names.join(", ")),
-        )
-    })
+    words
+        .iter()
+        .find(|(w, _)| *w == v)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let names: Vec<&str> = words.iter().map(|(w, _)| *w).collect();
+            err(
+                key,
+                format!("{} is not one of {}", preview(v), names.join(", ")),
+            )
+        })
 }
 
 /// A name that is used as one path component (`CERT_NAME` → `live/NAME/`) and in nginx text:
@@ -109,7 +120,8 @@ pub fn file_name(key: &'static str, v: &str) -> Result<String, LabelError> {
         && v.len() <= 253
         && !v.starts_with('.')
         && !v.contains("..")
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(v.to_string())
     } else {
@@ -121,6 +133,90 @@ pub fn file_name(key: &'static str, v: &str) -> Result<String, LabelError> {
             ),
         ))
     }
+}
+
+/// VIRTUAL_NETWORK: a Docker network name.
+pub fn network(key: &'static str, n: &str) -> Result<String, LabelError> {
+    exact(key, n)?;
+    if n.len() <= 128
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        return Ok(n.into());
+    }
+    Err(err(
+        key,
+        format!(
+            "{} is not a Docker network name ([A-Za-z0-9_.-])",
+            preview(n)
+        ),
+    ))
+}
+
+/// HTTPS_METHOD.
+pub fn https_method(v: Option<&str>) -> Result<HttpsMethod, LabelError> {
+    one_of(
+        "HTTPS_METHOD",
+        v,
+        &[
+            ("redirect", HttpsMethod::Redirect),
+            ("noredirect", HttpsMethod::NoRedirect),
+            ("nohttp", HttpsMethod::NoHttp),
+            ("nohttps", HttpsMethod::NoHttps),
+        ],
+    )
+}
+
+/// HSTS: a header value of safe characters, or `off`.
+pub fn hsts(v: Option<&str>) -> Result<Hsts, LabelError> {
+    let v = v.unwrap_or("");
+    exact("HSTS", v)?;
+    match v {
+        "" => Ok(Hsts(Some(DEFAULT_HSTS.into()))),
+        "off" => Ok(Hsts(None)),
+        h if h.len() <= 200
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || " =;-_".contains(c)) =>
+        {
+            Ok(Hsts(Some(h.into())))
+        }
+        h => Err(err(
+            "HSTS",
+            format!(
+                "{} is not an HSTS value like \"max-age=31536000; includeSubDomains\" or off",
+                preview(h)
+            ),
+        )),
+    }
+}
+
+/// LETSENCRYPT_EMAIL: an address with no characters that could break out of text.
+pub fn email(key: &'static str, e: &str) -> Result<String, LabelError> {
+    exact(key, e)?;
+    let ok = e.len() <= 254
+        && e.contains('@')
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || "<>\",;'`$\\{}".contains(c));
+    if ok {
+        return Ok(e.into());
+    }
+    Err(err(key, format!("{} is not an e-mail address", preview(e))))
+}
+
+/// ACME_PROFILE: a profile name.
+pub fn profile(key: &'static str, p: &str) -> Result<String, LabelError> {
+    exact(key, p)?;
+    if p.len() <= 64
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    {
+        return Ok(p.into());
+    }
+    Err(err(
+        key,
+        format!("{} is not a profile name like tlsserver", preview(p)),
+    ))
 }
 
 #[cfg(test)]
@@ -142,7 +238,15 @@ mod tests {
 
     #[test]
     fn invisible_and_control_characters_are_named() {
-        for bad in ["a\u{200b}b", "a\u{feff}", "a\u{202e}b", "a\u{a0}b", "a\nb", "a\u{7f}", "a\u{85}"] {
+        for bad in [
+            "a\u{200b}b",
+            "a\u{feff}",
+            "a\u{202e}b",
+            "a\u{a0}b",
+            "a\nb",
+            "a\u{7f}",
+            "a\u{85}",
+        ] {
             let e = exact("K", bad).unwrap_err();
             assert_eq!(e.key, "K");
             assert!(e.problem.contains("U+"), "{e}");
