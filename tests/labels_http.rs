@@ -1,7 +1,8 @@
 //! nginx-proxy parity of routing and TLS knobs, through the real `vhostd run`, a real nginx and
 //! the private dockerd: `--default-host`, HTTP/2 negotiated by ALPN on the wire, `CERT_NAME`,
 //! `--trust-downstream-proxy` (headers echoed by a CGI upstream), `NETWORK_ACCESS=internal`
-//! from loopback, and `VIRTUAL_HOST_MULTIPORTS` with two ports in one container.
+//! from loopback, `VIRTUAL_HOST_MULTIPORTS` with two ports in one container, `--ipv6` on `[::1]`,
+//! and `VIRTUAL_PROTO=fastcgi`/`uwsgi` against minimal FastCGI/uwsgi servers run by the test.
 
 mod support;
 
@@ -319,4 +320,184 @@ fn multiports_routes_hosts_and_paths_to_several_ports_of_one_container() {
         http_get(ngx.http_port, "ignored.labels.test", "/").status,
         503
     );
+}
+
+#[test]
+fn ipv6_listeners_answer_on_the_ipv6_loopback() {
+    let e = docker::shared();
+    let (_dir, ngx, _v) = setup("ipv6", &["--ipv6"]);
+    let _c = e.site("lbl-ipv6", "v6.labels.test");
+    wait_http(ngx.http_port, "v6.labels.test", 200, Some("lbl-ipv6"), T);
+    wait_for(T, "an answer on [::1]", || {
+        let mut s = TcpStream::connect(("::1", ngx.http_port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET / HTTP/1.0\r\nHost: v6.labels.test\r\n\r\n").ok()?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).ok()?;
+        raw.contains("lbl-ipv6").then_some(())
+    });
+}
+
+/// A one-request-at-a-time upstream on 127.0.0.1 speaking `answer`'s protocol; returns its port.
+fn serve(answer: fn(&mut TcpStream) -> Option<()>) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                while answer(&mut s).is_some() {}
+            });
+        }
+    });
+    port
+}
+
+fn read_n(s: &mut TcpStream, n: usize) -> Option<Vec<u8>> {
+    let mut b = vec![0; n];
+    s.read_exact(&mut b).ok()?;
+    Some(b)
+}
+
+/// One FastCGI request (records until an empty STDIN): answers with the params it got.
+fn fastcgi_answer(s: &mut TcpStream) -> Option<()> {
+    let mut params = Vec::new();
+    let mut id: [u8; 2];
+    loop {
+        let h = read_n(s, 8)?;
+        let (kind, len, pad) = (
+            h[1],
+            u16::from_be_bytes([h[4], h[5]]) as usize,
+            h[6] as usize,
+        );
+        id = [h[2], h[3]];
+        let body = read_n(s, len + pad)?;
+        match kind {
+            4 => params.extend_from_slice(&body[..len]),
+            5 if len == 0 => break,
+            _ => {}
+        }
+    }
+    let mut vars = Vec::new();
+    let mut i = 0;
+    let size = |i: &mut usize| {
+        let b = params[*i];
+        if b < 128 {
+            *i += 1;
+            b as usize
+        } else {
+            let v = u32::from_be_bytes([b & 0x7f, params[*i + 1], params[*i + 2], params[*i + 3]]);
+            *i += 4;
+            v as usize
+        }
+    };
+    while i < params.len() {
+        let (k, v) = (size(&mut i), size(&mut i));
+        let key = String::from_utf8_lossy(&params[i..i + k]).into_owned();
+        let val = String::from_utf8_lossy(&params[i + k..i + k + v]).into_owned();
+        i += k + v;
+        vars.push(format!("{key}={val}"));
+    }
+    let out = format!("Content-Type: text/plain\r\n\r\nfastcgi {}", vars.join(" "));
+    let record = |kind: u8, body: &[u8]| {
+        let mut r = vec![1, kind, id[0], id[1]];
+        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        r.extend_from_slice(&[0, 0]);
+        r.extend_from_slice(body);
+        r
+    };
+    s.write_all(&record(6, out.as_bytes())).ok()?;
+    s.write_all(&record(6, b"")).ok()?;
+    s.write_all(&record(3, &[0; 8])).ok()?;
+    Some(())
+}
+
+/// One uwsgi request: answers with its vars as an HTTP response, then closes.
+fn uwsgi_answer(s: &mut TcpStream) -> Option<()> {
+    let h = read_n(s, 4)?;
+    let vars = read_n(s, u16::from_le_bytes([h[1], h[2]]) as usize)?;
+    let (mut i, mut out) = (0, Vec::new());
+    let next = |i: &mut usize| {
+        let n = u16::from_le_bytes([vars[*i], vars[*i + 1]]) as usize;
+        let v = String::from_utf8_lossy(&vars[*i + 2..*i + 2 + n]).into_owned();
+        *i += 2 + n;
+        v
+    };
+    while i < vars.len() {
+        let (k, v) = (next(&mut i), next(&mut i));
+        out.push(format!("{k}={v}"));
+    }
+    let body = format!("uwsgi {}", out.join(" "));
+    write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    None
+}
+
+#[test]
+fn uwsgi_and_fastcgi_upstreams_get_their_parameters() {
+    let e = docker::shared();
+    let (_dir, ngx, _v) = setup("uwsgi_fastcgi", &[]);
+    let (fcgi, uwsgi) = (serve(fastcgi_answer), serve(uwsgi_answer));
+    // Containers that only carry the labels; the upstreams are this test's servers on loopback.
+    let _php = e.run(
+        "lbl-php",
+        &[
+            "--network",
+            "host",
+            "-l",
+            "VIRTUAL_HOST=php.labels.test",
+            "-l",
+            "VIRTUAL_PROTO=fastcgi",
+            "-l",
+            &format!("VIRTUAL_PORT={fcgi}"),
+            "-l",
+            "VIRTUAL_ROOT=/srv/app/public",
+            docker::IMAGE,
+            "sleep",
+            "3600",
+        ],
+    );
+    let _py = e.run(
+        "lbl-uwsgi",
+        &[
+            "--network",
+            "host",
+            "-e",
+            "VIRTUAL_HOST=uwsgi.labels.test",
+            "-e",
+            "VIRTUAL_PROTO=uwsgi",
+            "-e",
+            &format!("VIRTUAL_PORT={uwsgi}"),
+            docker::IMAGE,
+            "sleep",
+            "3600",
+        ],
+    );
+    let a = wait_for(T, "the FastCGI upstream through nginx", || {
+        let a = http_get(ngx.http_port, "php.labels.test", "/index.php?x=1");
+        a.body.starts_with("fastcgi").then_some(a)
+    });
+    for want in [
+        "SCRIPT_FILENAME=/srv/app/public/index.php",
+        "QUERY_STRING=x=1",
+        "REQUEST_METHOD=GET",
+        "HTTP_HOST=php.labels.test",
+    ] {
+        assert!(a.body.contains(want), "{want} missing: {}", a.body);
+    }
+    let a = wait_for(T, "the uwsgi upstream through nginx", || {
+        let a = http_get(ngx.http_port, "uwsgi.labels.test", "/hello");
+        a.body.starts_with("uwsgi").then_some(a)
+    });
+    for want in [
+        "PATH_INFO=/hello",
+        "REQUEST_METHOD=GET",
+        "HTTP_HOST=uwsgi.labels.test",
+    ] {
+        assert!(a.body.contains(want), "{want} missing: {}", a.body);
+    }
 }
