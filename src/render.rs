@@ -171,6 +171,9 @@ pub struct Context {
     fallback_default: bool,
     /// Pass on `X-Forwarded-*` from a proxy in front (else overwrite them).
     trust_downstream: bool,
+    /// `ssl_protocols` of the HTTPS port's default server: nginx negotiates the protocol
+    /// version there, before SNI picks a site, so it is the union of every site's policy.
+    default_ssl_protocols: String,
     /// `""` or `:PORT` in redirects when HTTPS is not on 443.
     redirect_port: String,
     upstreams: Vec<UpstreamCtx>,
@@ -308,11 +311,30 @@ pub fn context(
         http2_directive: s.http2 && new_http2,
         fallback_default: !out.iter().any(|site| site.default_server),
         trust_downstream: s.trust_downstream_proxy,
+        default_ssl_protocols: union_protocols(
+            out.iter()
+                .filter_map(|s| s.https.as_ref())
+                .map(|h| h.protocols),
+        ),
         redirect_port,
         upstreams,
         sites: out,
         names_bucket_size: longest.and_then(names_bucket_size),
     }
+}
+
+/// Every protocol version some site's policy allows, in order (TLS 1.2 + 1.3 when no site has
+/// HTTPS yet).
+fn union_protocols<'a>(policies: impl Iterator<Item = &'a str>) -> String {
+    let wanted: Vec<&str> = policies.flat_map(str::split_whitespace).collect();
+    if wanted.is_empty() {
+        return "TLSv1.2 TLSv1.3".into();
+    }
+    ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+        .into_iter()
+        .filter(|v| wanted.contains(v))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The `server_names_hash_bucket_size` a name of `len` bytes needs, when nginx's default of 64
@@ -348,7 +370,17 @@ fn location(l: &Location) -> LocationCtx {
 
 #[cfg(test)]
 mod tests {
-    use super::names_bucket_size;
+    use super::{names_bucket_size, union_protocols};
+
+    #[test]
+    fn the_default_server_offers_every_version_a_site_allows() {
+        assert_eq!(union_protocols([].into_iter()), "TLSv1.2 TLSv1.3");
+        assert_eq!(union_protocols(["TLSv1.3"].into_iter()), "TLSv1.3");
+        assert_eq!(
+            union_protocols(["TLSv1.3", "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"].into_iter()),
+            "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"
+        );
+    }
 
     #[test]
     fn the_bucket_grows_only_for_names_nginx_64_cannot_hold() {

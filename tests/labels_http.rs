@@ -180,6 +180,9 @@ fn https_negotiates_http2_by_alpn_and_cert_name_serves_the_named_certificate() {
         .expect("openssl is installed");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("ALPN protocol: h2"), "{text}");
+    // The default policy (Mozilla-Intermediate) reaches TLS 1.3 (the port's default server must
+    // offer it: nginx negotiates the version there).
+    assert!(text.contains("New, TLSv1.3"), "{text}");
     // A CERT_NAME with no certificate: reported with container and key, host served over HTTP.
     let p2 = free_port();
     let _m = e.web(
@@ -207,6 +210,51 @@ fn https_negotiates_http2_by_alpn_and_cert_name_serves_the_named_certificate() {
         !std::fs::read_to_string(ngx.conf_file())
             .unwrap()
             .contains("no-such-cert")
+    );
+}
+
+/// `openssl s_client` to `host` on `port` with one protocol flag: the negotiated protocol, if any.
+fn tls_handshake(port: u16, host: &str, flag: &str) -> Option<String> {
+    let out = Command::new("openssl")
+        .args(["s_client", flag, "-servername", host, "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl is installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text.lines().find(|l| l.starts_with("New, "))?;
+    let proto = line
+        .trim_start_matches("New, ")
+        .split(',')
+        .next()?
+        .to_string();
+    (proto != "(NONE)").then_some(proto)
+}
+
+#[test]
+fn ssl_policy_mozilla_modern_allows_only_tls_1_3_on_the_wire() {
+    let e = docker::shared();
+    let (dir, ngx, _v) = setup("ssl_policy", &[]);
+    let host = "modern.labels.test";
+    user_cert(&dir.join("certs"), host, &[host]);
+    let port = free_port();
+    let _c = e.web(
+        "lbl-modern",
+        port,
+        &[
+            ("VIRTUAL_HOST", host),
+            ("VIRTUAL_PORT", &port.to_string()),
+            ("SSL_POLICY", "Mozilla-Modern"),
+        ],
+    );
+    let proto = wait_for(T, "a TLS 1.3 handshake", || {
+        tls_handshake(ngx.https_port, host, "-tls1_3")
+    });
+    assert_eq!(proto, "TLSv1.3");
+    assert_eq!(
+        tls_handshake(ngx.https_port, host, "-tls1_2"),
+        None,
+        "TLS 1.2 must be refused"
     );
 }
 
