@@ -280,34 +280,46 @@ fn check_lines(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn settings() -> RenderSettings {
+/// Global flags drawn per case: `--ipv6`, `--trust-downstream-proxy`, `--http2`, and whether
+/// the first container's first name is `--default-host`.
+type Flags = (bool, bool, bool, bool);
+
+fn settings(
+    (ipv6, trust, http2, _): Flags,
+    default_host: Option<vhostd::host::HostName>,
+) -> RenderSettings {
     RenderSettings {
         http_port: 80,
         https_port: 443,
         webroot: "/var/www".into(),
-        default_host: None,
-        http2: true,
-        ipv6: false,
-        trust_downstream_proxy: true,
+        default_host,
+        http2,
+        ipv6,
+        trust_downstream_proxy: trust,
         nginx_version: Some(support::nginx::version()),
     }
 }
 
 type Sets = Vec<(BTreeMap<String, String>, BTreeMap<String, String>)>;
 
-fn one_case(sets: &Sets, scratch: &std::path::Path) -> Result<(), TestCaseError> {
+fn one_case(sets: &Sets, flags: Flags, scratch: &std::path::Path) -> Result<(), TestCaseError> {
     let facts: Vec<ContainerFacts> = sets
         .iter()
         .enumerate()
         .map(|(i, (l, e))| inspect(i, l, e))
         .collect();
     let certs = scratch.join("certs");
+    let default_host = flags
+        .3
+        .then(|| vhostd::labels::parse(&facts[0]).ok().flatten())
+        .flatten()
+        .map(|r| r.hosts[0].clone());
     let d = desired::compute(
         &facts,
         &NginxReach::Host,
         &Default::default(),
         &Renderer::embedded(),
-        &settings(),
+        &settings(flags, default_host),
         &certs,
     );
     let text = d.text.map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -411,12 +423,15 @@ fn random_label_sets_render_configs_nginx_accepts_and_refusals_name_their_key() 
         ..Config::default()
     });
     let scratch = tempfile::tempdir().unwrap();
-    let strategy = (1usize..=4).prop_flat_map(|n| (0..n).map(container).collect::<Vec<_>>());
+    let strategy = (
+        (1usize..=4).prop_flat_map(|n| (0..n).map(container).collect::<Vec<_>>()),
+        any::<Flags>(),
+    );
     let accepted = std::cell::Cell::new(0usize);
     let refused = std::cell::Cell::new(0usize);
     runner
-        .run(&strategy, |sets| {
-            let r = one_case(&sets, scratch.path());
+        .run(&strategy, |(sets, flags)| {
+            let r = one_case(&sets, flags, scratch.path());
             // Counted for the summary line only.
             let facts: Vec<ContainerFacts> = sets
                 .iter()
