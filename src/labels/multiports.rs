@@ -179,6 +179,22 @@ mod tests {
     }
 
     #[test]
+    fn alias_bombs_are_refused_quickly() {
+        let mut doc =
+            String::from("a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n");
+        for i in 1..12 {
+            let p = (b'a' + i - 1) as char;
+            let c = (b'a' + i) as char;
+            doc.push_str(&format!(
+                "{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+            ));
+        }
+        let t = std::time::Instant::now();
+        assert!(parse(&doc, 80).is_err());
+        println!("alias bomb refused in {:?}", t.elapsed());
+    }
+
+    #[test]
     fn bad_documents_are_refused_with_the_key() {
         for bad in [
             "- a.com",
