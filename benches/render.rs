@@ -39,6 +39,11 @@ fn main() {
         http_port: 80,
         https_port: 443,
         webroot: "/var/www".into(),
+        default_host: None,
+        http2: true,
+        ipv6: false,
+        trust_downstream_proxy: true,
+        nginx_version: None,
     };
     for n in [1_000usize, 10_000] {
         let all = containers(n);

@@ -57,14 +57,6 @@ pub fn load_renderer(s: &Settings) -> Result<Renderer, crate::render::RenderErro
     }
 }
 
-fn render_settings(s: &Settings) -> RenderSettings {
-    RenderSettings {
-        http_port: s.opts.http_port,
-        https_port: s.opts.https_port,
-        webroot: s.opts.webroot.clone(),
-    }
-}
-
 /// `vhostd render`: the config the current Docker state gives, computed exactly as the daemon does.
 pub async fn render_once(s: &Settings) -> Result<String, AppError> {
     let renderer = load_renderer(s)?;
@@ -74,12 +66,19 @@ pub async fn render_once(s: &Settings) -> Result<String, AppError> {
         NginxMode::Local(_) => NginxReach::Host,
         NginxMode::Container(name) => sites::reach_of(sites::find_nginx(&all, name.as_deref())),
     };
+    let version = match &s.nginx {
+        NginxMode::Local(argv) => crate::nginx_version::probe_local(argv).await,
+        NginxMode::Container(name) => match sites::find_nginx(&all, name.as_deref()) {
+            Some(c) => crate::nginx_version::probe_container(&docker, &c.id).await,
+            None => None,
+        },
+    };
     let d = desired::compute(
         all.iter().filter(|c| c.running),
         &reach,
         &Default::default(),
         &renderer,
-        &render_settings(s),
+        &RenderSettings::new(s, version),
         &s.opts.certs_dir,
     );
     for p in &d.sites.problems {

@@ -165,6 +165,20 @@ pub struct Opts {
     /// Full Docker resync period, repairing any drift.
     #[arg(long, env = "VHOSTD_RESYNC_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub resync_interval: Duration,
+    /// Unknown hosts over HTTP are answered as this host answers (nginx-proxy's DEFAULT_HOST);
+    /// 503 while it has no container.
+    #[arg(long, env = "VHOSTD_DEFAULT_HOST")]
+    pub default_host: Option<String>,
+    /// HTTPS servers speak HTTP/2 (`--http2=false` to turn it off).
+    #[arg(long, env = "VHOSTD_HTTP2", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub http2: bool,
+    /// Also listen on IPv6 (`[::]:PORT`).
+    #[arg(long, env = "VHOSTD_IPV6", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub ipv6: bool,
+    /// Pass on X-Forwarded-* headers from a proxy in front (`--trust-downstream-proxy=false`:
+    /// overwrite them with what nginx sees).
+    #[arg(long, env = "VHOSTD_TRUST_DOWNSTREAM_PROXY", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub trust_downstream_proxy: bool,
 }
 
 /// Parses `250ms`, `2s`, `5m`, `1h` or plain seconds.
@@ -205,6 +219,8 @@ pub struct Settings {
     pub nginx: NginxMode,
     /// The ACME directory URL (after --acme-staging / ACME_CA_URI).
     pub acme_directory: String,
+    /// `--default-host`, validated.
+    pub default_host: Option<crate::host::HostName>,
 }
 
 /// Every problem found in the flags, reported together.
@@ -274,11 +290,28 @@ impl Settings {
                 "--acme-directory {acme_directory:?} is not an http(s) URL"
             ));
         }
+        let default_host = match opts.default_host.as_deref() {
+            None | Some("") => None,
+            Some(h) => match crate::host::HostName::parse(h) {
+                Ok(h) if !h.is_wildcard() => Some(h),
+                Ok(_) => {
+                    errs.push(format!(
+                        "--default-host {h:?}: a wildcard can't be the default host"
+                    ));
+                    None
+                }
+                Err(e) => {
+                    errs.push(format!("--default-host: {e}"));
+                    None
+                }
+            },
+        };
         if errs.is_empty() {
             Ok(Settings {
                 opts,
                 nginx,
                 acme_directory,
+                default_host,
             })
         } else {
             Err(SettingsError(errs))

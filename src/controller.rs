@@ -67,6 +67,8 @@ pub struct Controller {
     /// had then and nginx's message. Tried again once their facts or the templates change.
     quarantine: BTreeMap<String, (ContainerFacts, String)>,
     skip_log: SkipLog,
+    /// The nginx version renders are for (asked once per nginx process or container).
+    nginx_version: crate::nginx_version::Probe,
     certs: Option<CertHandle>,
     status: Arc<RwLock<Status>>,
     metrics: Metrics,
@@ -99,6 +101,7 @@ impl Controller {
             quarantine: BTreeMap::new(),
             template_error: None,
             skip_log: SkipLog::default(),
+            nginx_version: Default::default(),
         }
     }
 
@@ -246,6 +249,7 @@ impl Controller {
             return;
         }
         let reach = self.reach();
+        self.nginx_version.refresh(&self.nginx).await;
         let inventory = &self.inventory;
         self.quarantine
             .retain(|id, (facts, _)| inventory.get(id) == Some(&*facts));
@@ -358,7 +362,7 @@ impl Controller {
             .filter(|c| {
                 !self.live_ids.contains(&c.id)
                     && !self.quarantine.contains_key(&c.id)
-                    && c.setting("VIRTUAL_HOST").is_some()
+                    && crate::labels::wants_routes(c)
             })
             .map(|c| c.id.clone())
             .collect();
@@ -405,12 +409,7 @@ impl Controller {
     }
 
     fn render_settings(&self) -> RenderSettings {
-        let o = &self.settings.opts;
-        RenderSettings {
-            http_port: o.http_port,
-            https_port: o.https_port,
-            webroot: o.webroot.clone(),
-        }
+        RenderSettings::new(&self.settings, self.nginx_version.get())
     }
 
     fn log_problems(&mut self, d: &Desired) {

@@ -55,6 +55,8 @@ pub fn candidates(sites: &Sites) -> Vec<CertCandidate> {
         .routes
         .iter()
         .filter(|(_, r)| r.cert_hosts.is_some() || r.https_method != HttpsMethod::NoHttps)
+        // CERT_NAME: the user manages that certificate; ordering one would waste the CA's limit.
+        .filter(|(_, r)| r.cert_name.is_none())
         .map(|(container, r)| CertCandidate {
             container: container.clone(),
             names: r.cert_hosts.clone().unwrap_or_else(|| r.hosts.clone()),
@@ -80,6 +82,19 @@ fn installed_certs(
     // One read per certificate, however many hosts share it.
     let mut checked: HashMap<PathBuf, Result<Vec<String>, String>> = HashMap::new();
     for (host, site) in &sites.sites {
+        if let Some((name, container)) = &site.cert_name {
+            match named_cert(certs_dir, name, host, &mut checked) {
+                Ok(files) => {
+                    out.insert(host.clone(), files);
+                }
+                Err(problem) => damaged.push(Problem {
+                    container: container.clone(),
+                    key: "CERT_NAME".into(),
+                    problem: format!("{host}: {problem}; serving it over HTTP only"),
+                }),
+            }
+            continue;
+        }
         // The planned certificate first; then those under the set's other names (the key moved
         // when the names were reordered: the old certificate serves until the new one is in);
         // a name with no plan may have one a user put at `live/HOST/`.
@@ -132,6 +147,37 @@ fn installed_certs(
     }
     sites.problems.extend(damaged);
     out
+}
+
+/// The user-managed certificate `live/NAME/` for `host` (CERT_NAME), or why it can't be served.
+fn named_cert(
+    certs_dir: &Path,
+    name: &str,
+    host: &HostName,
+    checked: &mut HashMap<PathBuf, Result<Vec<String>, String>>,
+) -> Result<CertFiles, String> {
+    let dir = certs_dir.join("live").join(name);
+    let p = CertFiles {
+        fullchain: dir.join("fullchain.pem"),
+        privkey: dir.join("privkey.pem"),
+    };
+    if !(p.fullchain.is_file() && p.privkey.is_file()) {
+        return Err(format!(
+            "CERT_NAME={name} but {} has no fullchain.pem and privkey.pem; put the certificate there",
+            dir.display()
+        ));
+    }
+    let names = checked
+        .entry(p.fullchain.clone())
+        .or_insert_with(|| pair_names(&p.fullchain, &p.privkey));
+    match names {
+        Ok(sans) if names_host(sans, host) => Ok(p),
+        Ok(sans) => Err(format!(
+            "CERT_NAME={name}: the certificate names {} but not {host}",
+            sans.join(", ")
+        )),
+        Err(e) => Err(e.clone()),
+    }
 }
 
 /// The DNS names of a certificate pair, or why nginx could not load it: the leaf must parse
@@ -189,6 +235,11 @@ mod tests {
             http_port: 80,
             https_port: 443,
             webroot: "/var/www".into(),
+            default_host: None,
+            http2: true,
+            ipv6: false,
+            trust_downstream_proxy: true,
+            nginx_version: None,
         }
     }
 
@@ -300,6 +351,36 @@ mod tests {
         c.labels
             .insert("LETSENCRYPT_HOST".into(), "a.example.com".into());
         assert_eq!(desired(&c, dir.path()).certs.specs.len(), 1);
+    }
+
+    #[test]
+    fn cert_name_serves_the_named_certificate_and_orders_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = facts("a.example.com,b.example.com");
+        c.labels
+            .insert("CERT_NAME".into(), "wild.example.com".into());
+        // Missing: reported with the container and key; the hosts stay on HTTP.
+        let d = desired(&c, dir.path());
+        assert!(d.certs.specs.is_empty(), "nothing is ordered for CERT_NAME");
+        assert!(d.https.is_empty());
+        let p = &d.sites.problems[0];
+        assert_eq!((p.container.as_str(), p.key.as_str()), ("web", "CERT_NAME"));
+        assert!(p.problem.contains("live/wild.example.com"), "{}", p.problem);
+        // A wildcard certificate the user put there is served for both names.
+        install(dir.path(), "wild.example.com", &["*.example.com"]);
+        let d = desired(&c, dir.path());
+        assert_eq!(https_hosts(&d), ["a.example.com", "b.example.com"]);
+        assert!(d.certs.specs.is_empty());
+        assert!(
+            d.text
+                .unwrap()
+                .contains("live/wild.example.com/fullchain.pem")
+        );
+        // One that does not name the host is not served.
+        install(dir.path(), "wild.example.com", &["other.example.org"]);
+        let d = desired(&c, dir.path());
+        assert!(d.https.is_empty());
+        assert_eq!(d.sites.problems[0].key, "CERT_NAME");
     }
 
     #[test]

@@ -20,6 +20,14 @@ pub enum HostError {
     /// IDN conversion failed (invalid Unicode name).
     #[error("host name {0:?} is not a valid internationalised name")]
     Idna(String),
+    /// A control or invisible character (zero-width space, bidi control, ...): IDN conversion
+    /// would drop some of them silently, so the name would not be what it looks like.
+    #[error("host name {0:?} contains the invisible or control character U+{1:04X}; remove it")]
+    Invisible(String, u32),
+    /// A character IDN maps to another one (full-width letters, ideographic dots, ...): the
+    /// name served would differ from the name written.
+    #[error("host name {0:?} is ambiguous: it would be served as {1:?}; write that instead")]
+    Ambiguous(String, String),
     /// One label breaks RFC 1123 (characters, length, leading/trailing hyphen).
     #[error(
         "host name {name:?}: label {label:?} is not valid (letters, digits, inner hyphens, 1-63 chars)"
@@ -47,6 +55,12 @@ pub struct HostName(String);
 impl HostName {
     /// Validates and normalises `raw` (trimmed, lower-cased, IDN → punycode, trailing dot dropped).
     pub fn parse(raw: &str) -> Result<Self, HostError> {
+        if let Some(c) = raw
+            .chars()
+            .find(|&c| c.is_control() || crate::labels::value::invisible(c))
+        {
+            return Err(HostError::Invisible(raw.to_string(), c as u32));
+        }
         let trimmed = raw.trim().trim_end_matches('.');
         if trimmed.is_empty() {
             return Err(HostError::Empty);
@@ -54,7 +68,7 @@ impl HostName {
         let ascii = if trimmed.is_ascii() {
             trimmed.to_ascii_lowercase()
         } else {
-            idna::domain_to_ascii(trimmed).map_err(|_| HostError::Idna(raw.to_string()))?
+            unambiguous_ascii(raw, trimmed)?
         };
         if ascii.len() > 253 {
             return Err(HostError::TooLong(raw.to_string()));
@@ -97,6 +111,17 @@ impl HostName {
     pub fn is_ipv4_literal(&self) -> bool {
         self.0.parse::<std::net::Ipv4Addr>().is_ok()
     }
+}
+
+/// IDN → punycode, refusing a name whose conversion changes what a reader sees: converted
+/// back, it must give the lower-cased original.
+fn unambiguous_ascii(raw: &str, trimmed: &str) -> Result<String, HostError> {
+    let ascii = idna::domain_to_ascii(trimmed).map_err(|_| HostError::Idna(raw.to_string()))?;
+    let (back, res) = idna::domain_to_unicode(&ascii);
+    if res.is_err() || back != trimmed.to_lowercase() {
+        return Err(HostError::Ambiguous(raw.to_string(), back));
+    }
+    Ok(ascii)
 }
 
 /// RFC 1123 label: 1–63 of `[a-z0-9-]`, no leading/trailing hyphen. Underscore is allowed too,
@@ -172,6 +197,18 @@ mod tests {
             assert!(HostName::parse(bad).is_err(), "{bad:?} must be refused");
         }
         assert!(HostName::parse(&format!("{}.com", "a".repeat(64))).is_err());
+        for ambiguous in [
+            "a\u{200b}b.com",
+            "ａｂ.com",
+            "a\u{3002}com",
+            "a\u{ad}b.com",
+            "a.com\n",
+        ] {
+            assert!(
+                HostName::parse(ambiguous).is_err(),
+                "{ambiguous:?} must be refused, not silently changed"
+            );
+        }
         assert_eq!(
             HostName::parse("../../etc"),
             Err(HostError::EmptyLabel("../../etc".into())),

@@ -1,7 +1,12 @@
 //! Pure: one container's labels and env → its validated routes, or errors naming the key.
 //!
 //! Every value that reaches nginx text or a file path is validated here into a typed value, so
-//! a hostile label can never inject a directive or escape `--webroot`/`--certs-dir`.
+//! a hostile label can never inject a directive or escape `--webroot`/`--certs-dir`. Syntax is
+//! exact ([`value`]): lengths are bounded, and control or invisible characters are refused.
+
+mod multiports;
+pub mod policy;
+pub mod value;
 
 use std::fmt;
 
@@ -9,6 +14,8 @@ use serde::Serialize;
 
 use crate::facts::ContainerFacts;
 use crate::host::HostName;
+pub use policy::SslPolicy;
+use value::{MAX_LIST, MAX_VALUE};
 
 /// Upstream protocol (`VIRTUAL_PROTO`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -22,6 +29,10 @@ pub enum Proto {
     Grpc,
     /// `grpc_pass grpcs://`.
     Grpcs,
+    /// `uwsgi_pass uwsgi://`.
+    Uwsgi,
+    /// `fastcgi_pass`, with `VIRTUAL_ROOT` as the document root.
+    Fastcgi,
 }
 
 /// How HTTP and HTTPS relate once a certificate exists (`HTTPS_METHOD`).
@@ -38,26 +49,42 @@ pub enum HttpsMethod {
     NoHttps,
 }
 
-/// A URL path prefix safe in nginx text: starts with `/`, no whitespace, `;`, braces, quotes, `$`, `\`, `#` or `..`.
+/// Who may reach a location (`NETWORK_ACCESS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkAccess {
+    /// Everyone (the default).
+    External,
+    /// Private and loopback addresses only; everyone else gets 403.
+    Internal,
+}
+
+/// A URL path prefix safe in nginx text: starts with `/`, no whitespace, `;`, braces, quotes,
+/// `$`, `\`, `#`, `..`, control or invisible characters; at most [`MAX_VALUE`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct UrlPath(String);
 
 impl UrlPath {
-    /// Validates a path value.
-    pub fn parse(raw: &str) -> Result<UrlPath, String> {
-        let s = raw.trim();
+    /// Validates a path value exactly as given (no trimming).
+    pub fn parse(s: &str) -> Result<UrlPath, String> {
+        if s.len() > MAX_VALUE {
+            return Err(format!(
+                "{} is longer than {MAX_VALUE} bytes",
+                value::preview(s)
+            ));
+        }
         if !s.starts_with('/') {
-            return Err(format!("{s:?} must start with /"));
+            return Err(format!("{} must start with /", value::preview(s)));
         }
         if s.split('/').any(|seg| seg == "..") {
-            return Err(format!("{s:?} must not contain .."));
+            return Err(format!("{} must not contain ..", value::preview(s)));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| c.is_whitespace() || c.is_control() || "\";'{}$\\#`".contains(*c))
-        {
+        if let Some(c) = s.chars().find(|&c| {
+            c.is_whitespace() || c.is_control() || value::invisible(c) || "\";'{}$\\#`".contains(c)
+        }) {
             return Err(format!(
-                "{s:?} contains {c:?}, which is not allowed in a path"
+                "{} contains {c:?}, which is not allowed in a path",
+                value::preview(s)
             ));
         }
         Ok(UrlPath(s.to_string()))
@@ -87,19 +114,33 @@ pub struct Hsts(pub Option<String>);
 /// The default HSTS value when redirecting.
 pub const DEFAULT_HSTS: &str = "max-age=31536000";
 
+/// nginx-proxy's default `VIRTUAL_ROOT` for FastCGI.
+pub const DEFAULT_ROOT: &str = "/var/www/public";
+
+/// One host/path of a container and the port it listens on there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The host name.
+    pub host: HostName,
+    /// Location prefix.
+    pub path: UrlPath,
+    /// Upstream port.
+    pub port: u16,
+    /// Path the prefix is rewritten to upstream.
+    pub dest: Option<UrlPath>,
+}
+
 /// Everything one container asks for, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routes {
-    /// Host names from VIRTUAL_HOST (deduplicated, in the given order; the first keys its certificate).
+    /// Every host name (deduplicated, in the given order; the first keys its certificate).
     pub hosts: Vec<HostName>,
-    /// Upstream port.
-    pub port: u16,
+    /// Host/path pairs: every host on VIRTUAL_PATH, or VIRTUAL_HOST_MULTIPORTS' entries.
+    pub routes: Vec<Route>,
     /// Upstream protocol.
     pub proto: Proto,
-    /// Location prefix.
-    pub path: UrlPath,
-    /// Path the prefix is rewritten to upstream.
-    pub dest: Option<UrlPath>,
+    /// FastCGI document root (VIRTUAL_ROOT), set only for `fastcgi`.
+    pub root: Option<UrlPath>,
     /// Network to reach the container on.
     pub network: Option<String>,
     /// HTTPS_METHOD.
@@ -112,6 +153,12 @@ pub struct Routes {
     pub email: Option<String>,
     /// ACME_PROFILE.
     pub profile: Option<String>,
+    /// CERT_NAME: serve `live/NAME/` (a certificate the user manages) and order nothing.
+    pub cert_name: Option<String>,
+    /// SSL_POLICY.
+    pub ssl_policy: SslPolicy,
+    /// NETWORK_ACCESS.
+    pub network_access: NetworkAccess,
 }
 
 /// One bad value: which key and why. The container name is added by the caller's context.
@@ -131,94 +178,161 @@ fn err(key: &'static str, problem: impl Into<String>) -> LabelError {
     }
 }
 
-/// The HTTP-01 route belongs to vhostd on every host: a VIRTUAL_PATH at or under it would
-/// either duplicate nginx's location (a rejected config) or shadow some challenge tokens.
-fn reserved_path(p: Option<UrlPath>) -> Result<Option<UrlPath>, LabelError> {
-    match p {
-        Some(p) if p.as_str().starts_with("/.well-known/acme-challenge") => Err(err(
-            "VIRTUAL_PATH",
+/// The HTTP-01 route belongs to vhostd on every host: a path at or under it would either
+/// duplicate nginx's location (a rejected config) or shadow some challenge tokens.
+fn reserved_path(key: &'static str, p: UrlPath) -> Result<UrlPath, LabelError> {
+    if p.as_str().starts_with("/.well-known/acme-challenge") {
+        return Err(err(
+            key,
             format!(
                 "{:?} is vhostd's ACME challenge route on every host; choose another path",
                 p.as_str()
             ),
-        )),
-        p => Ok(p),
+        ));
     }
+    Ok(p)
 }
 
-/// Parses a container's routes. `Ok(None)`: it has no VIRTUAL_HOST. `Err`: every bad key.
+/// True when the container asks to be routed at all (VIRTUAL_HOST or VIRTUAL_HOST_MULTIPORTS).
+pub fn wants_routes(c: &ContainerFacts) -> bool {
+    c.setting("VIRTUAL_HOST").is_some() || c.setting("VIRTUAL_HOST_MULTIPORTS").is_some()
+}
+
+/// Parses a container's routes. `Ok(None)`: it asks for none. `Err`: every bad key.
 pub fn parse(c: &ContainerFacts) -> Result<Option<Routes>, Vec<LabelError>> {
-    let Some(raw_hosts) = c.setting("VIRTUAL_HOST") else {
+    if !wants_routes(c) {
         return Ok(None);
-    };
-    let mut errs = Vec::new();
-    let hosts = host_list("VIRTUAL_HOST", raw_hosts).unwrap_or_else(|e| {
-        errs.push(e);
-        Vec::new()
-    });
-    if hosts.is_empty() && errs.is_empty() {
-        errs.push(err("VIRTUAL_HOST", "no host names (empty value)"));
     }
-    let port = take(&mut errs, port(c));
+    let mut errs = Vec::new();
+    let routes = routes(c, &mut errs);
+    let mut hosts: Vec<HostName> = Vec::new();
+    for r in &routes {
+        if !hosts.contains(&r.host) {
+            hosts.push(r.host.clone());
+        }
+    }
     let proto = take(&mut errs, proto(c.setting("VIRTUAL_PROTO")));
-    let path = take(
+    let root = take(&mut errs, opt(c, "VIRTUAL_ROOT", path_value)).flatten();
+    let network = take(&mut errs, opt(c, "VIRTUAL_NETWORK", value::network)).flatten();
+    let https_method = take(&mut errs, value::https_method(c.setting("HTTPS_METHOD")));
+    let hsts = take(&mut errs, value::hsts(c.setting("HSTS")));
+    let cert_hosts = take(&mut errs, opt(c, "LETSENCRYPT_HOST", host_list)).flatten();
+    let email = take(&mut errs, opt(c, "LETSENCRYPT_EMAIL", value::email)).flatten();
+    let profile = take(&mut errs, opt(c, "ACME_PROFILE", value::profile)).flatten();
+    let cert_name = take(&mut errs, opt(c, "CERT_NAME", value::file_name)).flatten();
+    let ssl_policy = take(
         &mut errs,
-        opt_path("VIRTUAL_PATH", c.setting("VIRTUAL_PATH")).and_then(reserved_path),
-    )
-    .flatten()
-    .unwrap_or_else(UrlPath::root);
-    let dest = take(
-        &mut errs,
-        opt_path("VIRTUAL_DEST", c.setting("VIRTUAL_DEST")),
-    )
-    .flatten();
-    let network = take(&mut errs, network(c.setting("VIRTUAL_NETWORK"))).flatten();
-    let https_method = take(&mut errs, https_method(c.setting("HTTPS_METHOD")));
-    let hsts = take(&mut errs, hsts(c.setting("HSTS")));
-    let cert_hosts = take(
-        &mut errs,
-        c.setting("LETSENCRYPT_HOST")
-            .map(|v| host_list("LETSENCRYPT_HOST", v))
-            .transpose(),
-    )
-    .flatten();
-    let email = take(&mut errs, email(c.setting("LETSENCRYPT_EMAIL"))).flatten();
-    let profile = take(&mut errs, profile(c.setting("ACME_PROFILE"))).flatten();
+        value::one_of("SSL_POLICY", c.setting("SSL_POLICY"), policy::NAMES),
+    );
+    let network_access = take(&mut errs, network_access(c.setting("NETWORK_ACCESS")));
     if let Some(ch) = &cert_hosts
         && let Some(h) = ch.iter().find(|h| !hosts.contains(h))
     {
         errs.push(err(
             "LETSENCRYPT_HOST",
-            format!("{h} is not one of VIRTUAL_HOST's names"),
+            format!("{h} is not one of the container's host names"),
         ));
     }
-    match (port, proto, https_method, hsts) {
-        (Some(port), Some(proto), Some(https_method), Some(hsts)) if errs.is_empty() => {
-            Ok(Some(Routes {
-                hosts,
-                port,
-                proto,
-                path,
-                dest,
-                network,
-                https_method,
-                hsts,
-                cert_hosts,
-                email,
-                profile,
-            }))
-        }
-        _ => Err(errs),
+    let (Some(proto), Some(https_method), Some(hsts), Some(ssl_policy), Some(network_access)) =
+        (proto, https_method, hsts, ssl_policy, network_access)
+    else {
+        return Err(errs);
+    };
+    if !errs.is_empty() {
+        return Err(errs);
     }
+    Ok(Some(Routes {
+        hosts,
+        routes,
+        proto,
+        root: (proto == Proto::Fastcgi)
+            .then(|| root.unwrap_or_else(|| UrlPath(DEFAULT_ROOT.into()))),
+        network,
+        https_method,
+        hsts,
+        cert_hosts,
+        email,
+        profile,
+        cert_name,
+        ssl_policy,
+        network_access,
+    }))
 }
 
 fn take<T>(errs: &mut Vec<LabelError>, r: Result<T, LabelError>) -> Option<T> {
     r.map_err(|e| errs.push(e)).ok()
 }
 
+/// An optional key: absent or empty → `None`, else `f`'s verdict.
+fn opt<T>(
+    c: &ContainerFacts,
+    key: &'static str,
+    f: impl Fn(&'static str, &str) -> Result<T, LabelError>,
+) -> Result<Option<T>, LabelError> {
+    match c.setting(key) {
+        None | Some("") => Ok(None),
+        Some(v) => f(key, v).map(Some),
+    }
+}
+
+/// The host/path pairs: VIRTUAL_HOST_MULTIPORTS when present, else VIRTUAL_HOST × VIRTUAL_PATH.
+fn routes(c: &ContainerFacts, errs: &mut Vec<LabelError>) -> Vec<Route> {
+    let default_port = default_port(c);
+    if let Some(doc) = c.setting("VIRTUAL_HOST_MULTIPORTS") {
+        return take(errs, multiports::parse(doc, default_port)).unwrap_or_default();
+    }
+    let hosts = take(
+        errs,
+        host_list("VIRTUAL_HOST", c.setting("VIRTUAL_HOST").unwrap_or("")),
+    );
+    if hosts.as_ref().is_some_and(Vec::is_empty) {
+        errs.push(err("VIRTUAL_HOST", "no host names (empty value)"));
+    }
+    let port = match c.setting("VIRTUAL_PORT") {
+        Some(v) => take(errs, value::port("VIRTUAL_PORT", v)),
+        None => Some(default_port),
+    };
+    let path = take(
+        errs,
+        opt(c, "VIRTUAL_PATH", path_value)
+            .and_then(|p| p.map(|p| reserved_path("VIRTUAL_PATH", p)).transpose()),
+    );
+    let dest = take(errs, opt(c, "VIRTUAL_DEST", path_value));
+    let (Some(hosts), Some(port), Some(path), Some(dest)) = (hosts, port, path, dest) else {
+        return Vec::new();
+    };
+    let path = path.unwrap_or_else(UrlPath::root);
+    hosts
+        .into_iter()
+        .map(|host| Route {
+            host,
+            path: path.clone(),
+            port,
+            dest: dest.clone(),
+        })
+        .collect()
+}
+
+/// The single exposed TCP port, else 80 (nginx-proxy's rule).
+fn default_port(c: &ContainerFacts) -> u16 {
+    let tcp: Vec<u16> = c
+        .exposed_ports
+        .iter()
+        .filter_map(|p| p.strip_suffix("/tcp")?.parse().ok())
+        .collect();
+    if tcp.len() == 1 { tcp[0] } else { 80 }
+}
+
+/// A comma-separated list of host names: spaces around each name are allowed (nginx-proxy's
+/// syntax), empty entries ignored, duplicates dropped.
 fn host_list(key: &'static str, raw: &str) -> Result<Vec<HostName>, LabelError> {
+    value::base(key, raw, MAX_LIST, false)?;
     let mut out: Vec<HostName> = Vec::new();
-    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in raw
+        .split(',')
+        .map(|p| p.trim_matches(' '))
+        .filter(|p| !p.is_empty())
+    {
         let h = HostName::parse(part).map_err(|e| err(key, e.to_string()))?;
         if !out.contains(&h) {
             out.push(h);
@@ -227,235 +341,36 @@ fn host_list(key: &'static str, raw: &str) -> Result<Vec<HostName>, LabelError> 
     Ok(out)
 }
 
-fn port(c: &ContainerFacts) -> Result<u16, LabelError> {
-    if let Some(v) = c.setting("VIRTUAL_PORT") {
-        return match v.trim().parse::<u16>() {
-            Ok(p) if p > 0 => Ok(p),
-            _ => Err(err(
-                "VIRTUAL_PORT",
-                format!("{v:?} is not a port number 1-65535"),
-            )),
-        };
-    }
-    let tcp: Vec<u16> = c
-        .exposed_ports
-        .iter()
-        .filter_map(|p| p.strip_suffix("/tcp")?.parse().ok())
-        .collect();
-    Ok(if tcp.len() == 1 { tcp[0] } else { 80 })
+fn path_value(key: &'static str, v: &str) -> Result<UrlPath, LabelError> {
+    value::exact(key, v)?;
+    UrlPath::parse(v).map_err(|e| err(key, e))
 }
 
 fn proto(v: Option<&str>) -> Result<Proto, LabelError> {
-    match v.map(str::trim) {
-        None | Some("") | Some("http") => Ok(Proto::Http),
-        Some("https") => Ok(Proto::Https),
-        Some("grpc") => Ok(Proto::Grpc),
-        Some("grpcs") => Ok(Proto::Grpcs),
-        Some(o) => Err(err(
-            "VIRTUAL_PROTO",
-            format!("{o:?} is not one of http, https, grpc, grpcs"),
-        )),
-    }
+    value::one_of(
+        "VIRTUAL_PROTO",
+        v,
+        &[
+            ("http", Proto::Http),
+            ("https", Proto::Https),
+            ("grpc", Proto::Grpc),
+            ("grpcs", Proto::Grpcs),
+            ("uwsgi", Proto::Uwsgi),
+            ("fastcgi", Proto::Fastcgi),
+        ],
+    )
 }
 
-fn opt_path(key: &'static str, v: Option<&str>) -> Result<Option<UrlPath>, LabelError> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(p) => UrlPath::parse(p).map(Some).map_err(|e| err(key, e)),
-    }
-}
-
-fn network(v: Option<&str>) -> Result<Option<String>, LabelError> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(n)
-            if n.len() <= 128
-                && n.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) =>
-        {
-            Ok(Some(n.into()))
-        }
-        Some(n) => Err(err(
-            "VIRTUAL_NETWORK",
-            format!("{n:?} is not a Docker network name ([A-Za-z0-9_.-])"),
-        )),
-    }
-}
-
-fn https_method(v: Option<&str>) -> Result<HttpsMethod, LabelError> {
-    match v.map(str::trim) {
-        None | Some("") | Some("redirect") => Ok(HttpsMethod::Redirect),
-        Some("noredirect") => Ok(HttpsMethod::NoRedirect),
-        Some("nohttp") => Ok(HttpsMethod::NoHttp),
-        Some("nohttps") => Ok(HttpsMethod::NoHttps),
-        Some(o) => Err(err(
-            "HTTPS_METHOD",
-            format!("{o:?} is not one of redirect, noredirect, nohttp, nohttps"),
-        )),
-    }
-}
-
-fn hsts(v: Option<&str>) -> Result<Hsts, LabelError> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(Hsts(Some(DEFAULT_HSTS.into()))),
-        Some("off") => Ok(Hsts(None)),
-        Some(h)
-            if h.len() <= 200
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || " =;-_".contains(c)) =>
-        {
-            Ok(Hsts(Some(h.into())))
-        }
-        Some(h) => Err(err(
-            "HSTS",
-            format!(
-                "{h:?} is not an HSTS value like \"max-age=31536000; includeSubDomains\" or off"
-            ),
-        )),
-    }
-}
-
-fn email(v: Option<&str>) -> Result<Option<String>, LabelError> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(e)
-            if e.len() <= 254
-                && e.contains('@')
-                && !e
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || "<>\",;".contains(c)) =>
-        {
-            Ok(Some(e.into()))
-        }
-        Some(e) => Err(err(
-            "LETSENCRYPT_EMAIL",
-            format!("{e:?} is not an e-mail address"),
-        )),
-    }
-}
-
-fn profile(v: Option<&str>) -> Result<Option<String>, LabelError> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(p)
-            if p.len() <= 64
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) =>
-        {
-            Ok(Some(p.into()))
-        }
-        Some(p) => Err(err(
-            "ACME_PROFILE",
-            format!("{p:?} is not a profile name like tlsserver"),
-        )),
-    }
+fn network_access(v: Option<&str>) -> Result<NetworkAccess, LabelError> {
+    value::one_of(
+        "NETWORK_ACCESS",
+        v,
+        &[
+            ("external", NetworkAccess::External),
+            ("internal", NetworkAccess::Internal),
+        ],
+    )
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn facts(labels: &[(&str, &str)], env: &[(&str, &str)]) -> ContainerFacts {
-        ContainerFacts {
-            id: "abc".into(),
-            name: "web".into(),
-            running: true,
-            health: None,
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            exposed_ports: vec![],
-            network_mode: "bridge".into(),
-            networks: Default::default(),
-        }
-    }
-
-    #[test]
-    fn label_wins_over_env_and_defaults_apply() {
-        let c = facts(
-            &[("VIRTUAL_HOST", " a.com, ,B.com,a.com ")],
-            &[("VIRTUAL_HOST", "env.com"), ("VIRTUAL_PORT", "8080")],
-        );
-        let r = parse(&c).unwrap().unwrap();
-        assert_eq!(
-            r.hosts.iter().map(HostName::as_str).collect::<Vec<_>>(),
-            ["a.com", "b.com"]
-        );
-        assert_eq!(r.port, 8080);
-        assert_eq!(r.proto, Proto::Http);
-        assert_eq!(r.path, UrlPath::root());
-        assert_eq!(r.https_method, HttpsMethod::Redirect);
-        assert_eq!(r.hsts, Hsts(Some(DEFAULT_HSTS.into())));
-    }
-
-    #[test]
-    fn single_exposed_port_is_the_default() {
-        let mut c = facts(&[("VIRTUAL_HOST", "a.com")], &[]);
-        c.exposed_ports = vec!["3000/tcp".into()];
-        assert_eq!(parse(&c).unwrap().unwrap().port, 3000);
-        c.exposed_ports = vec!["3000/tcp".into(), "4000/tcp".into()];
-        assert_eq!(parse(&c).unwrap().unwrap().port, 80);
-    }
-
-    #[test]
-    fn no_virtual_host_is_not_an_error() {
-        assert_eq!(parse(&facts(&[], &[])).unwrap(), None);
-    }
-
-    #[test]
-    fn every_bad_key_is_named() {
-        let c = facts(
-            &[
-                ("VIRTUAL_HOST", "a.com"),
-                ("VIRTUAL_PORT", "0"),
-                ("VIRTUAL_PROTO", "ftp"),
-                ("VIRTUAL_PATH", "/a;b"),
-                ("HTTPS_METHOD", "sometimes"),
-                ("HSTS", "max-age=1\nX: y"),
-                ("LETSENCRYPT_HOST", "b.com"),
-            ],
-            &[],
-        );
-        let keys: Vec<_> = parse(&c).unwrap_err().into_iter().map(|e| e.key).collect();
-        assert_eq!(
-            keys,
-            [
-                "VIRTUAL_PORT",
-                "VIRTUAL_PROTO",
-                "VIRTUAL_PATH",
-                "HTTPS_METHOD",
-                "HSTS",
-                "LETSENCRYPT_HOST"
-            ]
-        );
-    }
-
-    #[test]
-    fn hostile_values_are_refused() {
-        for (k, v) in [
-            ("VIRTUAL_HOST", "../../etc"),
-            ("VIRTUAL_HOST", "a.com;include /x"),
-            ("VIRTUAL_HOST", "a.com\nb.com"),
-            ("VIRTUAL_HOST", "$host"),
-            ("VIRTUAL_PATH", "/../x"),
-            ("VIRTUAL_PATH", "/x { }"),
-            ("VIRTUAL_DEST", "/$1"),
-            ("VIRTUAL_PATH", "/a\"b"),
-            ("VIRTUAL_PATH", "/.well-known/acme-challenge/"),
-            ("VIRTUAL_PATH", "/.well-known/acme-challenge/x"),
-            ("VIRTUAL_NETWORK", "n;x"),
-            ("LETSENCRYPT_EMAIL", "a@b.c\nx"),
-        ] {
-            let mut labels = vec![("VIRTUAL_HOST", "ok.com")];
-            labels.retain(|(lk, _)| *lk != k);
-            labels.push((k, v));
-            let e = parse(&facts(&labels, &[])).unwrap_err();
-            assert_eq!(e[0].key, k, "{k}={v:?}");
-        }
-    }
-}
+mod tests;

@@ -24,6 +24,7 @@ pub mod host;
 pub mod labels;
 pub mod metrics;
 pub mod nginx;
+pub mod nginx_version;
 pub mod quarantine;
 pub mod render;
 pub mod sites;

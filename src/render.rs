@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::host::HostName;
-use crate::labels::{HttpsMethod, Proto};
+use crate::labels::{HttpsMethod, NetworkAccess, Proto};
+use crate::nginx_version::NginxVersion;
 use crate::sites::{Location, Sites};
 
 /// The main template's name.
@@ -53,6 +54,33 @@ pub struct RenderSettings {
     pub https_port: u16,
     /// Parent of the per-host challenge roots.
     pub webroot: PathBuf,
+    /// `--default-host`: unknown hosts over HTTP are answered by this host's server.
+    pub default_host: Option<HostName>,
+    /// `--http2`: HTTPS servers speak HTTP/2.
+    pub http2: bool,
+    /// `--ipv6`: `[::]` listeners beside the IPv4 ones.
+    pub ipv6: bool,
+    /// `--trust-downstream-proxy`: pass on `X-Forwarded-*` from a proxy in front.
+    pub trust_downstream_proxy: bool,
+    /// The nginx the config is for; unknown → the syntax every version accepts.
+    pub nginx_version: Option<NginxVersion>,
+}
+
+impl RenderSettings {
+    /// Settings for `nginx_version` from the validated command line.
+    pub fn new(s: &crate::config::Settings, nginx_version: Option<NginxVersion>) -> RenderSettings {
+        let o = &s.opts;
+        RenderSettings {
+            http_port: o.http_port,
+            https_port: o.https_port,
+            webroot: o.webroot.clone(),
+            default_host: s.default_host.clone(),
+            http2: o.http2,
+            ipv6: o.ipv6,
+            trust_downstream_proxy: o.trust_downstream_proxy,
+            nginx_version,
+        }
+    }
 }
 
 /// A loaded set of templates, or the reason they could not be loaded (then every render fails
@@ -132,6 +160,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 pub struct Context {
     http_port: u16,
     https_port: u16,
+    /// `listen` addresses for HTTP (`80`, `[::]:80`) and HTTPS.
+    http_listens: Vec<String>,
+    https_listens: Vec<String>,
+    /// ` http2` after `ssl` on HTTPS listens (nginx before 1.25.1 or unknown).
+    listen_http2: bool,
+    /// `http2 on;` in HTTPS servers (nginx 1.25.1 and later).
+    http2_directive: bool,
+    /// The fallback server is HTTP's default (no `--default-host` site takes that role).
+    fallback_default: bool,
+    /// Pass on `X-Forwarded-*` from a proxy in front (else overwrite them).
+    trust_downstream: bool,
+    /// `ssl_protocols` of the HTTPS port's default server: nginx negotiates the protocol
+    /// version there, before SNI picks a site, so it is the union of every site's policy.
+    default_ssl_protocols: String,
     /// `""` or `:PORT` in redirects when HTTPS is not on 443.
     redirect_port: String,
     upstreams: Vec<UpstreamCtx>,
@@ -156,6 +198,8 @@ struct SiteCtx {
     https: Option<HttpsCtx>,
     locations: Vec<LocationCtx>,
     root_404: bool,
+    /// This is `--default-host`: its HTTP server answers unknown hosts.
+    default_server: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -163,6 +207,10 @@ struct HttpsCtx {
     fullchain: String,
     privkey: String,
     hsts: Option<String>,
+    /// SSL_POLICY: `ssl_protocols`, `ssl_ciphers` (none for TLS 1.3 only), cipher order.
+    protocols: &'static str,
+    ciphers: Option<&'static str>,
+    prefer_server_ciphers: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -170,9 +218,14 @@ struct LocationCtx {
     path: String,
     upstream: String,
     servers: Vec<String>,
-    grpc: bool,
+    /// `proxy`, `grpc`, `uwsgi` or `fastcgi`: which pass directive and parameters.
+    kind: &'static str,
     scheme: &'static str,
     dest: String,
+    /// FastCGI document root.
+    root: String,
+    /// NETWORK_ACCESS=internal: allow private and loopback addresses only.
+    internal: bool,
 }
 
 /// Pure: the template context for `sites`, given which hosts have an installed certificate.
@@ -200,6 +253,9 @@ pub fn context(
             fullchain: c.fullchain.display().to_string(),
             privkey: c.privkey.display().to_string(),
             hsts: site.hsts.0.clone().filter(|_| hsts_applies),
+            protocols: site.ssl_policy.protocols(),
+            ciphers: site.ssl_policy.ciphers(),
+            prefer_server_ciphers: site.ssl_policy.prefer_server_ciphers(),
         });
         let locations: Vec<LocationCtx> = site.locations.values().map(location).collect();
         upstreams.extend(
@@ -226,6 +282,7 @@ pub fn context(
             https,
             root_404: !locations.iter().any(|l| l.path == "/"),
             locations,
+            default_server: s.default_host.as_ref() == Some(&site.host),
         });
     }
     upstreams.sort_by(|a, b| a.name.cmp(&b.name));
@@ -235,14 +292,49 @@ pub fn context(
         format!(":{}", s.https_port)
     };
     let longest = sites.sites.keys().map(|h| h.as_str().len()).max();
+    let listens = |port: u16| {
+        let mut l = vec![port.to_string()];
+        if s.ipv6 {
+            l.push(format!("[::]:{port}"));
+        }
+        l
+    };
+    let new_http2 = s
+        .nginx_version
+        .is_some_and(|v| v >= NginxVersion::HTTP2_DIRECTIVE);
     Context {
         http_port: s.http_port,
         https_port: s.https_port,
+        http_listens: listens(s.http_port),
+        https_listens: listens(s.https_port),
+        listen_http2: s.http2 && !new_http2,
+        http2_directive: s.http2 && new_http2,
+        fallback_default: !out.iter().any(|site| site.default_server),
+        trust_downstream: s.trust_downstream_proxy,
+        default_ssl_protocols: union_protocols(
+            out.iter()
+                .filter_map(|s| s.https.as_ref())
+                .map(|h| h.protocols),
+        ),
         redirect_port,
         upstreams,
         sites: out,
         names_bucket_size: longest.and_then(names_bucket_size),
     }
+}
+
+/// Every protocol version some site's policy allows, in order (TLS 1.2 + 1.3 when no site has
+/// HTTPS yet).
+fn union_protocols<'a>(policies: impl Iterator<Item = &'a str>) -> String {
+    let wanted: Vec<&str> = policies.flat_map(str::split_whitespace).collect();
+    if wanted.is_empty() {
+        return "TLSv1.2 TLSv1.3".into();
+    }
+    ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+        .into_iter()
+        .filter(|v| wanted.contains(v))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The `server_names_hash_bucket_size` a name of `len` bytes needs, when nginx's default of 64
@@ -256,25 +348,39 @@ pub fn names_bucket_size(len: usize) -> Option<usize> {
 }
 
 fn location(l: &Location) -> LocationCtx {
-    let (grpc, scheme) = match l.proto {
-        Proto::Http => (false, "http"),
-        Proto::Https => (false, "https"),
-        Proto::Grpc => (true, "grpc"),
-        Proto::Grpcs => (true, "grpcs"),
+    let (kind, scheme) = match l.proto {
+        Proto::Http => ("proxy", "http"),
+        Proto::Https => ("proxy", "https"),
+        Proto::Grpc => ("grpc", "grpc"),
+        Proto::Grpcs => ("grpc", "grpcs"),
+        Proto::Uwsgi => ("uwsgi", "uwsgi"),
+        Proto::Fastcgi => ("fastcgi", ""),
     };
     LocationCtx {
         path: l.path.to_string(),
         upstream: l.upstream.clone(),
         servers: l.servers.clone(),
-        grpc,
+        kind,
         scheme,
         dest: l.dest.as_ref().map(ToString::to_string).unwrap_or_default(),
+        root: l.root.as_ref().map(ToString::to_string).unwrap_or_default(),
+        internal: l.access == NetworkAccess::Internal,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::names_bucket_size;
+    use super::{names_bucket_size, union_protocols};
+
+    #[test]
+    fn the_default_server_offers_every_version_a_site_allows() {
+        assert_eq!(union_protocols([].into_iter()), "TLSv1.2 TLSv1.3");
+        assert_eq!(union_protocols(["TLSv1.3"].into_iter()), "TLSv1.3");
+        assert_eq!(
+            union_protocols(["TLSv1.3", "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"].into_iter()),
+            "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"
+        );
+    }
 
     #[test]
     fn the_bucket_grows_only_for_names_nginx_64_cannot_hold() {

@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::facts::{ContainerFacts, Health};
 use crate::host::HostName;
-use crate::labels::{self, Hsts, HttpsMethod, Proto, Routes, UrlPath};
+use crate::labels::{
+    self, Hsts, HttpsMethod, NetworkAccess, Proto, Route, Routes, SslPolicy, UrlPath,
+};
 
 /// What nginx can reach, decided by where it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,10 @@ pub struct Location {
     pub proto: Proto,
     /// Rewrite target, if any.
     pub dest: Option<UrlPath>,
+    /// FastCGI document root (VIRTUAL_ROOT), for `fastcgi` only.
+    pub root: Option<UrlPath>,
+    /// NETWORK_ACCESS: `internal` answers 403 to public addresses.
+    pub access: NetworkAccess,
     /// nginx upstream name (unique, stable).
     pub upstream: String,
     /// `ip:port` of every reachable, healthy container, sorted; empty → nginx answers 503.
@@ -100,6 +106,11 @@ pub struct Site {
     pub https_method: HttpsMethod,
     /// HSTS value (first container by name wins).
     pub hsts: Hsts,
+    /// CERT_NAME: the `live/NAME/` certificate to serve, and the container that asked for it
+    /// (named in the problem when it is missing); the first container by name wins.
+    pub cert_name: Option<(String, String)>,
+    /// SSL_POLICY (first container by name wins).
+    pub ssl_policy: SslPolicy,
     /// Locations by path.
     pub locations: BTreeMap<UrlPath, Location>,
 }
@@ -138,17 +149,6 @@ pub fn build<'a>(
                 continue;
             }
         };
-        let server = match address(c, &routes, reach) {
-            Ok(addr) => (c.health.is_none() || c.health == Some(Health::Healthy)).then_some(addr),
-            Err(p) => {
-                out.problems.push(Problem {
-                    container: c.name.clone(),
-                    key: "VIRTUAL_NETWORK".into(),
-                    problem: p,
-                });
-                None
-            }
-        };
         // Like a bad value, a conflict with a container already serving one of the names drops
         // this container whole: half a container's names served would surprise more than none.
         if let Some((key, problem)) = conflict(&out, &routes) {
@@ -159,15 +159,25 @@ pub fn build<'a>(
             });
             continue;
         }
-        let server = server.map(|s| (s, draining.contains(&c.id)));
-        for host in &routes.hosts {
-            add_route(
-                &mut out,
-                c,
-                host,
-                &routes,
-                server.as_ref().map(|(s, d)| (s.as_str(), *d)),
-            );
+        let healthy = c.health.is_none() || c.health == Some(Health::Healthy);
+        let mut unreachable = None;
+        for route in &routes.routes {
+            let server = match address(c, route.port, routes.network.as_deref(), reach) {
+                Ok(addr) => healthy.then_some((addr, draining.contains(&c.id))),
+                Err(p) => {
+                    unreachable.get_or_insert(p);
+                    None
+                }
+            };
+            let server = server.as_ref().map(|(s, d)| (s.as_str(), *d));
+            add_route(&mut out, c, &routes, route, server);
+        }
+        if let Some(p) = unreachable {
+            out.problems.push(Problem {
+                container: c.name.clone(),
+                key: "VIRTUAL_NETWORK".into(),
+                problem: p,
+            });
         }
         out.routes.push((c.name.clone(), routes));
     }
@@ -187,21 +197,26 @@ pub fn build<'a>(
 /// its host/path pairs is already served with another protocol or rewrite, which one upstream
 /// cannot do both ways.
 fn conflict(out: &Sites, r: &Routes) -> Option<(&'static str, String)> {
-    r.hosts.iter().find_map(|host| {
-        let loc = out.sites.get(host)?.locations.get(&r.path)?;
+    r.routes.iter().find_map(|route| {
+        let loc = out.sites.get(&route.host)?.locations.get(&route.path)?;
         let key = if loc.proto != r.proto {
             "VIRTUAL_PROTO"
-        } else if loc.dest != r.dest {
+        } else if loc.dest != route.dest {
             "VIRTUAL_DEST"
+        } else if loc.root != r.root {
+            "VIRTUAL_ROOT"
+        } else if loc.access != r.network_access {
+            "NETWORK_ACCESS"
         } else {
             return None;
         };
         Some((
             key,
             format!(
-                "{host}{} is already served with another {key} by {}; \
+                "{}{} is already served with another {key} by {}; \
                  this container (all its names) is left out until they agree",
-                r.path,
+                route.host,
+                route.path,
                 loc.containers.join(",")
             ),
         ))
@@ -211,29 +226,36 @@ fn conflict(out: &Sites, r: &Routes) -> Option<(&'static str, String)> {
 fn add_route(
     out: &mut Sites,
     c: &ContainerFacts,
-    host: &HostName,
     r: &Routes,
+    route: &Route,
     server: Option<(&str, bool)>,
 ) {
+    let host = &route.host;
     let site = out.sites.entry(host.clone()).or_insert_with(|| Site {
         host: host.clone(),
         https_method: r.https_method,
         hsts: r.hsts.clone(),
+        cert_name: r.cert_name.clone().map(|n| (n, c.name.clone())),
+        ssl_policy: r.ssl_policy,
         locations: BTreeMap::new(),
     });
     let loc = site
         .locations
-        .entry(r.path.clone())
+        .entry(route.path.clone())
         .or_insert_with(|| Location {
-            path: r.path.clone(),
+            path: route.path.clone(),
             proto: r.proto,
-            dest: r.dest.clone(),
-            upstream: upstream_name(host, &r.path),
+            dest: route.dest.clone(),
+            root: r.root.clone(),
+            access: r.network_access,
+            upstream: upstream_name(host, &route.path),
             servers: Vec::new(),
             containers: Vec::new(),
             draining: Vec::new(),
         });
-    loc.containers.push(c.name.clone());
+    if !loc.containers.contains(&c.name) {
+        loc.containers.push(c.name.clone());
+    }
     if let Some((s, draining)) = server {
         let list = if draining {
             &mut loc.draining
@@ -246,8 +268,12 @@ fn add_route(
 }
 
 /// Where nginx reaches this container, or why it can't.
-fn address(c: &ContainerFacts, r: &Routes, reach: &NginxReach) -> Result<String, String> {
-    let port = r.port;
+fn address(
+    c: &ContainerFacts,
+    port: u16,
+    network: Option<&str>,
+    reach: &NginxReach,
+) -> Result<String, String> {
     if c.is_host_network() {
         return match reach {
             NginxReach::Host => Ok(format!("127.0.0.1:{port}")),
@@ -271,7 +297,7 @@ fn address(c: &ContainerFacts, r: &Routes, reach: &NginxReach) -> Result<String,
             .filter(|n| !n.ip.is_empty())
             .map(|n| format!("{}:{port}", n.ip))
     };
-    if let Some(want) = &r.network {
+    if let Some(want) = network {
         if !c.networks.contains_key(want) {
             return Err(format!(
                 "VIRTUAL_NETWORK={want} but the container is not attached to it (attached: {})",
@@ -321,169 +347,4 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::facts::NetworkFacts;
-
-    fn c(name: &str, labels: &[(&str, &str)], nets: &[(&str, &str)]) -> ContainerFacts {
-        ContainerFacts {
-            id: format!("id-{name}"),
-            name: name.into(),
-            running: true,
-            health: None,
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            env: Default::default(),
-            exposed_ports: vec![],
-            network_mode: if nets.is_empty() {
-                "host".into()
-            } else {
-                "bridge".into()
-            },
-            networks: nets
-                .iter()
-                .map(|(n, ip)| {
-                    (
-                        n.to_string(),
-                        NetworkFacts {
-                            ip: ip.to_string(),
-                            gateway: "172.18.0.1".into(),
-                        },
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn load_balances_and_picks_networks_deterministically() {
-        let a = c(
-            "a",
-            &[("VIRTUAL_HOST", "x.com")],
-            &[("zeta", "172.20.0.2"), ("alpha", "172.19.0.2")],
-        );
-        let b = c(
-            "b",
-            &[("VIRTUAL_HOST", "x.com"), ("VIRTUAL_PORT", "8080")],
-            &[],
-        );
-        let s = build([&b, &a], &NginxReach::Host, &BTreeSet::new());
-        let loc = &s.sites[&HostName::parse("x.com").unwrap()].locations[&UrlPath::root()];
-        assert_eq!(loc.servers, ["127.0.0.1:8080", "172.19.0.2:80"]);
-        assert_eq!(loc.containers, ["a", "b"]);
-    }
-
-    #[test]
-    fn networks_shared_with_nginx_and_virtual_network() {
-        let reach = NginxReach::Networks([("zeta".to_string(), "172.20.0.1".to_string())].into());
-        let a = c(
-            "a",
-            &[("VIRTUAL_HOST", "x.com")],
-            &[("zeta", "172.20.0.2"), ("alpha", "172.19.0.2")],
-        );
-        let b = c(
-            "b",
-            &[("VIRTUAL_HOST", "y.com"), ("VIRTUAL_NETWORK", "alpha")],
-            &[("alpha", "172.19.0.3")],
-        );
-        let s = build([&a, &b], &reach, &BTreeSet::new());
-        assert_eq!(
-            s.sites[&HostName::parse("x.com").unwrap()].locations[&UrlPath::root()].servers,
-            ["172.20.0.2:80"]
-        );
-        let y = &s.sites[&HostName::parse("y.com").unwrap()].locations[&UrlPath::root()];
-        assert!(
-            y.servers.is_empty(),
-            "unreachable → no server, host still present"
-        );
-        assert_eq!(s.problems[0].container, "b");
-    }
-
-    #[test]
-    fn unhealthy_and_stopped_containers_serve_nothing() {
-        let mut a = c("a", &[("VIRTUAL_HOST", "x.com")], &[]);
-        a.health = Some(Health::Starting);
-        let mut b = c("b", &[("VIRTUAL_HOST", "y.com")], &[]);
-        b.running = false;
-        let s = build([&a, &b], &NginxReach::Host, &BTreeSet::new());
-        assert!(
-            s.sites[&HostName::parse("x.com").unwrap()].locations[&UrlPath::root()]
-                .servers
-                .is_empty()
-        );
-        assert!(!s.sites.contains_key(&HostName::parse("y.com").unwrap()));
-    }
-
-    #[test]
-    fn a_stopping_container_leaves_rotation_unless_it_is_the_last() {
-        let a = c(
-            "a",
-            &[("VIRTUAL_HOST", "x.com"), ("VIRTUAL_PORT", "1")],
-            &[],
-        );
-        let b = c(
-            "b",
-            &[("VIRTUAL_HOST", "x.com"), ("VIRTUAL_PORT", "2")],
-            &[],
-        );
-        let solo = c(
-            "solo",
-            &[("VIRTUAL_HOST", "y.com"), ("VIRTUAL_PORT", "3")],
-            &[],
-        );
-        let draining: BTreeSet<String> = ["id-a".to_string(), "id-solo".to_string()].into();
-        let s = build([&a, &b, &solo], &NginxReach::Host, &draining);
-        let servers = |h: &str| {
-            s.sites[&HostName::parse(h).unwrap()].locations[&UrlPath::root()]
-                .servers
-                .clone()
-        };
-        assert_eq!(servers("x.com"), ["127.0.0.1:2"]);
-        assert_eq!(
-            servers("y.com"),
-            ["127.0.0.1:3"],
-            "the last server keeps serving while it shuts down"
-        );
-    }
-
-    #[test]
-    fn a_conflicting_container_is_left_out_whole() {
-        let a = c("a", &[("VIRTUAL_HOST", "x.com")], &[]);
-        let b = c(
-            "b",
-            &[("VIRTUAL_HOST", "x.com,y.com"), ("VIRTUAL_PROTO", "https")],
-            &[],
-        );
-        let s = build([&b, &a], &NginxReach::Host, &BTreeSet::new());
-        assert_eq!(
-            s.sites.keys().map(|h| h.as_str()).collect::<Vec<_>>(),
-            ["x.com"],
-            "y.com must not be served by half of b"
-        );
-        assert_eq!(s.routes.len(), 1, "b asks for no certificate");
-        assert_eq!(
-            (s.problems[0].container.as_str(), s.problems[0].key.as_str()),
-            ("b", "VIRTUAL_PROTO")
-        );
-        assert!(s.problems[0].problem.contains("by a"), "{:?}", s.problems);
-        // Same protocol, another rewrite: the problem names VIRTUAL_DEST.
-        let d = c(
-            "d",
-            &[("VIRTUAL_HOST", "x.com"), ("VIRTUAL_DEST", "/app/")],
-            &[],
-        );
-        let s = build([&a, &d], &NginxReach::Host, &BTreeSet::new());
-        assert_eq!(s.problems[0].key, "VIRTUAL_DEST", "{:?}", s.problems);
-    }
-
-    #[test]
-    fn upstream_names_are_distinct_and_safe() {
-        let p = UrlPath::root();
-        let a = upstream_name(&HostName::parse("*.a.com").unwrap(), &p);
-        let b = upstream_name(&HostName::parse("_.a.com").unwrap(), &p);
-        assert_ne!(a, b);
-        assert!(a.starts_with("_.a.com-"));
-    }
-}
+mod tests;

@@ -110,3 +110,40 @@ impl Drop for Nginx {
         }
     }
 }
+
+/// The installed nginx's version (`nginx -v`), which the tests render for.
+pub fn version() -> vhostd::nginx_version::NginxVersion {
+    let out = Command::new("nginx")
+        .arg("-v")
+        .output()
+        .expect("nginx is installed (scripts/test installs it)");
+    vhostd::nginx_version::NginxVersion::parse(&String::from_utf8_lossy(&out.stderr))
+        .expect("nginx -v prints nginx/X.Y.Z")
+}
+
+/// `nginx -t` of `conf` (a vhostd.conf) inside a minimal main config under `dir`; nginx's
+/// message when it refuses.
+pub fn check(dir: &Path, conf: &str) -> Result<(), String> {
+    let p = dir.join("nginx-t");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(p.join("vhostd.conf"), conf).unwrap();
+    std::fs::write(
+        p.join("nginx.conf"),
+        format!("pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n client_body_temp_path {d}/b;\n proxy_temp_path {d}/p;\n fastcgi_temp_path {d}/f;\n uwsgi_temp_path {d}/u;\n scgi_temp_path {d}/s;\n include {d}/vhostd.conf;\n}}\n", d = p.display()),
+    )
+    .unwrap();
+    let out = Command::new("nginx")
+        .args(["-t", "-q", "-e"])
+        .arg(p.join("error.log"))
+        .arg("-p")
+        .arg(&p)
+        .arg("-c")
+        .arg(p.join("nginx.conf"))
+        .output()
+        .expect("nginx is installed (scripts/test installs it)");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
