@@ -1,22 +1,23 @@
 //! Wiring: starts the Docker watcher, template watcher, certificate task, admin server and the
 //! controller for `vhostd run`; computes one config for `vhostd render`.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use notify_debouncer_full::notify::RecursiveMode;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::acme::{self, AcmeSettings, KeyType};
 use crate::admin::{self, AdminState};
+use crate::certfacts::CertFacts;
 use crate::config::{KeyTypeArg, NginxMode, Settings};
-use crate::controller::{Controller, Inputs};
+use crate::controller::{Controller, Inputs, dirwatch, render_settings};
 use crate::desired;
 use crate::docker;
 use crate::metrics::Metrics;
 use crate::nginx::Nginx;
-use crate::render::{RenderSettings, Renderer};
+use crate::render::Renderer;
 use crate::sites::{self, NginxReach};
 use crate::status::Status;
 
@@ -39,14 +40,6 @@ pub enum AppError {
     /// The templates could not be loaded or rendered (render only).
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
-    /// The template directory could not be watched.
-    #[error("cannot watch --template-dir {dir}: {detail}")]
-    Watch {
-        /// The directory.
-        dir: std::path::PathBuf,
-        /// The watcher error.
-        detail: String,
-    },
 }
 
 /// Loads the templates named by the settings (embedded unless `--template-dir`).
@@ -57,35 +50,54 @@ pub fn load_renderer(s: &Settings) -> Result<Renderer, crate::render::RenderErro
     }
 }
 
-fn render_settings(s: &Settings) -> RenderSettings {
-    RenderSettings {
-        http_port: s.opts.http_port,
-        https_port: s.opts.https_port,
-        webroot: s.opts.webroot.clone(),
-    }
-}
-
-/// `vhostd render`: the config the current Docker state gives, computed exactly as the daemon does.
+/// `vhostd render`: the config the current Docker state gives, computed exactly as the daemon
+/// does — including leaving out the containers a running daemon (at `--admin-addr`) has
+/// quarantined because nginx rejects them, so the output is what that daemon applies.
 pub async fn render_once(s: &Settings) -> Result<String, AppError> {
     let renderer = load_renderer(s)?;
+    let dir = s.opts.certs_dir.clone();
+    let installed = tokio::task::spawn_blocking(move || CertFacts::load(&dir))
+        .await
+        .unwrap_or_else(|_| CertFacts::empty(&s.opts.certs_dir));
     let docker = docker::connect(&s.opts.docker_host).await?;
     let all = docker::snapshot(&docker, &docker::ApiCounter::default()).await?;
     let reach = match &s.nginx {
         NginxMode::Local(_) => NginxReach::Host,
         NginxMode::Container(name) => sites::reach_of(sites::find_nginx(&all, name.as_deref())),
     };
+    let left_out = daemon_quarantine(s).await;
     let d = desired::compute(
-        all.iter().filter(|c| c.running),
+        all.iter()
+            .filter(|c| c.running && !left_out.contains(&c.id)),
         &reach,
         &Default::default(),
         &renderer,
         &render_settings(s),
-        &s.opts.certs_dir,
+        &installed,
     );
     for p in &d.sites.problems {
         tracing::warn!(container = %p.container, key = %p.key, action = "container_skipped", problem = %p.problem, "container left out or unreachable");
     }
     Ok(d.text?)
+}
+
+/// The ids of the containers the daemon at `--admin-addr` leaves out because nginx rejects
+/// them; none when no daemon answers there (then nothing is left out).
+async fn daemon_quarantine(s: &Settings) -> BTreeSet<String> {
+    let addr = s.opts.admin_addr;
+    let answer = admin::request(addr, "GET", "/status", Duration::from_secs(3)).await;
+    let status = match answer {
+        Ok((200, body)) => serde_json::from_str::<Status>(&body).ok(),
+        _ => None,
+    };
+    let Some(status) = status else {
+        tracing::info!(action = "render_alone", admin = %addr, "no running daemon answers at --admin-addr: nothing is left out as quarantined");
+        return BTreeSet::new();
+    };
+    for id in &status.quarantined {
+        tracing::info!(container = %id, action = "container_quarantined", "left out: the running daemon's nginx rejects it");
+    }
+    status.quarantined.into_iter().collect()
 }
 
 fn acme_settings(s: &Settings) -> AcmeSettings {
@@ -127,10 +139,11 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     let (tmpl_tx, tmpl_rx) = mpsc::channel(4);
     let (cert_tx, cert_rx) = mpsc::channel(64);
     let resync = Arc::new(Notify::new());
-    let _template_watch = match &s.opts.template_dir {
-        Some(dir) => Some(watch_templates(dir, tmpl_tx)?),
-        None => None,
-    };
+    let _template_watch = s
+        .opts
+        .template_dir
+        .clone()
+        .map(|dir| dirwatch::watch_dir(dir, tmpl_tx));
     let certs =
         (!s.opts.no_acme).then(|| acme::spawn(acme_settings(&s), cert_tx, shutdown.clone()));
     let nginx_docker = match &s.nginx {
@@ -170,29 +183,4 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     let _ = tokio::time::timeout(Duration::from_secs(5), admin).await;
     tracing::info!(action = "stop", "vhostd stopped");
     Ok(())
-}
-
-type TemplateWatch = notify_debouncer_full::Debouncer<
-    notify_debouncer_full::notify::RecommendedWatcher,
-    notify_debouncer_full::RecommendedCache,
->;
-
-/// Watches the template directory (not files: editors and ConfigMaps swap files by rename).
-fn watch_templates(dir: &std::path::Path, tx: mpsc::Sender<()>) -> Result<TemplateWatch, AppError> {
-    let fail = |e: notify_debouncer_full::notify::Error| AppError::Watch {
-        dir: dir.into(),
-        detail: e.to_string(),
-    };
-    let mut deb = notify_debouncer_full::new_debouncer(
-        Duration::from_millis(200),
-        None,
-        move |r: notify_debouncer_full::DebounceEventResult| {
-            if r.is_ok() {
-                let _ = tx.try_send(());
-            }
-        },
-    )
-    .map_err(fail)?;
-    deb.watch(dir, RecursiveMode::NonRecursive).map_err(fail)?;
-    Ok(deb)
 }

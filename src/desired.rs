@@ -1,13 +1,12 @@
 //! The desired nginx config for an inventory: sites → certificate plan → installed certificate
 //! files → rendered text. Shared by the daemon and `vhostd render`, so both give the same bytes.
 //!
-//! Pure except for reading which certificate files exist on disk and which names they hold.
+//! Pure: which certificate files exist and which names they hold come in as [`CertFacts`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::acme::certinfo::CertInfo;
 use crate::acme::{self, CertCandidate, CertPlan};
+use crate::certfacts::CertFacts;
 use crate::facts::ContainerFacts;
 use crate::host::HostName;
 use crate::labels::HttpsMethod;
@@ -33,11 +32,11 @@ pub fn compute<'a>(
     draining: &BTreeSet<String>,
     renderer: &Renderer,
     settings: &RenderSettings,
-    certs_dir: &Path,
+    installed: &CertFacts,
 ) -> Desired {
     let mut sites = sites::build(containers, reach, draining);
     let certs = acme::plan(&candidates(&sites));
-    let https = installed_certs(&mut sites, &certs, certs_dir);
+    let https = installed_certs(&mut sites, &certs, installed);
     let text = renderer.render(&render::context(&sites, &https, settings));
     Desired {
         sites,
@@ -69,16 +68,14 @@ pub fn candidates(sites: &Sites) -> Vec<CertCandidate> {
 /// (the host stays on HTTP) and reported as a problem, because nginx would reject the whole
 /// config for it and block every other change. A sound certificate that does not name the host
 /// (a name just added to a container) is not used either: the host stays on HTTP until the new
-/// certificate is in. Costs about 20 µs per certificate per reconcile (`cargo bench`).
+/// certificate is in.
 fn installed_certs(
     sites: &mut Sites,
     plan: &CertPlan,
-    certs_dir: &Path,
+    installed: &CertFacts,
 ) -> BTreeMap<HostName, CertFiles> {
     let mut out = BTreeMap::new();
     let mut damaged = Vec::new();
-    // One read per certificate, however many hosts share it.
-    let mut checked: HashMap<PathBuf, Result<Vec<String>, String>> = HashMap::new();
     for (host, site) in &sites.sites {
         // The planned certificate first; then those under the set's other names (the key moved
         // when the names were reordered: the old certificate serves until the new one is in);
@@ -88,17 +85,13 @@ fn installed_certs(
             .map_or_else(|| vec![host], |s| s.names.iter().collect());
         let mut problem = None;
         let mut chosen = None;
-        for p in keys
-            .into_iter()
-            .map(|k| acme::live_paths(certs_dir, k))
-            .filter(|p| p.is_installed())
-        {
-            let names = checked
-                .entry(p.fullchain.clone())
-                .or_insert_with(|| pair_names(&p.fullchain, &p.privkey));
-            match names {
-                Ok(sans) if names_host(sans, host) => {
-                    chosen = Some(p);
+        for k in keys {
+            let Some(fact) = installed.get(k) else {
+                continue;
+            };
+            match fact {
+                Ok(f) if names_host(&f.sans, host) => {
+                    chosen = Some(installed.paths(k));
                     break;
                 }
                 Ok(_) => {}
@@ -132,21 +125,6 @@ fn installed_certs(
     }
     sites.problems.extend(damaged);
     out
-}
-
-/// The DNS names of a certificate pair, or why nginx could not load it: the leaf must parse
-/// and the key file must hold a PEM private key. Whether the key fits the certificate is left
-/// to the certificate task ([`acme::certinfo::key_mismatch`]): during an install the two files
-/// differ for a moment, and a reconcile then must not take the host off HTTPS.
-fn pair_names(fullchain: &Path, privkey: &Path) -> Result<Vec<String>, String> {
-    let chain = std::fs::read(fullchain).map_err(|e| format!("{}: {e}", fullchain.display()))?;
-    let leaf = CertInfo::from_pem(&chain).map_err(|e| format!("{}: {e}", fullchain.display()))?;
-    let key = std::fs::read(privkey).map_err(|e| format!("{}: {e}", privkey.display()))?;
-    let marker = b"PRIVATE KEY-----";
-    if !key.windows(marker.len()).any(|w| w == marker) {
-        return Err(format!("{} holds no PEM private key", privkey.display()));
-    }
-    Ok(leaf.sans)
 }
 
 /// True when one of `sans` is `host`, or a wildcard SAN covering it (`*.a.com` names `x.a.com`).
@@ -192,19 +170,19 @@ mod tests {
         }
     }
 
-    fn desired(c: &ContainerFacts, certs_dir: &Path) -> Desired {
+    fn desired(c: &ContainerFacts, certs_dir: &std::path::Path) -> Desired {
         compute(
             [c],
             &NginxReach::Host,
             &BTreeSet::new(),
             &Renderer::embedded(),
             &settings(),
-            certs_dir,
+            &CertFacts::load(certs_dir),
         )
     }
 
     /// Writes a self-signed pair for `names` at `live/KEY/`.
-    fn install(certs_dir: &Path, key: &str, names: &[&str]) {
+    fn install(certs_dir: &std::path::Path, key: &str, names: &[&str]) {
         let live = certs_dir.join("live").join(key);
         std::fs::create_dir_all(&live).unwrap();
         let pair = rcgen::KeyPair::generate().unwrap();

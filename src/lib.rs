@@ -13,6 +13,7 @@ pub mod acme;
 pub mod admin;
 pub mod app;
 pub mod backoff;
+pub mod certfacts;
 pub mod config;
 pub mod controller;
 pub mod debounce;

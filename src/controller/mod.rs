@@ -1,0 +1,383 @@
+//! The one task that owns all state, as a small loop over named parts: the [`Inventory`]
+//! (Docker updates in, containers and draining set out), the pure [`reconcile`] (inventory +
+//! templates + certificate facts → candidate), the [`Applier`] that makes a candidate live in
+//! nginx, and the [`Reporter`] (status, metrics, de-duplicated logs). Triggers only mark the
+//! state dirty; [`Controller::reconcile`] recomputes everything (level-triggered).
+
+pub mod apply;
+pub mod dirwatch;
+pub mod inventory;
+pub mod reconcile;
+pub mod report;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use crate::acme::{self, CertHandle};
+use crate::certfacts::CertFacts;
+use crate::config::Settings;
+use crate::debounce::Debounce;
+use crate::desired::Desired;
+use crate::docker::Update;
+use crate::host::HostName;
+use crate::metrics::Metrics;
+use crate::nginx::{Nginx, NginxError};
+use crate::quarantine::{Bisect, Quarantine};
+use crate::render::{RenderSettings, Renderer};
+use crate::sites::NginxReach;
+use crate::status::Status;
+
+pub use apply::Applier;
+pub use inventory::{Change, DOCKER, Inventory};
+pub use report::Reporter;
+
+/// At most this many `nginx -t` runs are spent finding the containers nginx rejects.
+const MAX_ISOLATION_CHECKS: usize = 32;
+
+/// Inputs the controller listens to.
+pub struct Inputs {
+    /// Docker watcher updates.
+    pub docker: mpsc::Receiver<Update>,
+    /// Template directory changed.
+    pub templates: mpsc::Receiver<()>,
+    /// Certificate files changed (issued or renewed): re-render and reload even if bytes match.
+    pub certs: mpsc::Receiver<acme::CertEvent>,
+    /// Asks the Docker watcher for a full resync.
+    pub resync: Arc<Notify>,
+    /// Becomes true on shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Owner of all reconcile state (see module docs); `A` is the real [`Nginx`] outside unit tests.
+pub struct Controller<A: Applier = Nginx> {
+    settings: Settings,
+    applier: A,
+    renderer: Renderer,
+    /// Why the template directory's current files were refused (the previous templates stay in
+    /// use); reported with every reconcile until the files load again.
+    template_error: Option<String>,
+    inventory: Inventory,
+    /// Installed certificates, read once and refreshed on [`acme::CertEvent::Installed`].
+    installed: CertFacts,
+    quarantine: Quarantine,
+    /// A certificate changed on disk, or a reload failed: reload nginx even if the rendered
+    /// bytes are the same.
+    force_reload: bool,
+    reporter: Reporter,
+    certs: Option<CertHandle>,
+}
+
+impl<A: Applier> Controller<A> {
+    /// A controller with its collaborators; nothing runs until [`Controller::run`].
+    pub fn new(
+        settings: Settings,
+        applier: A,
+        renderer: Renderer,
+        certs: Option<CertHandle>,
+        status: Arc<RwLock<Status>>,
+        metrics: Metrics,
+    ) -> Self {
+        Controller {
+            installed: CertFacts::empty(&settings.opts.certs_dir),
+            settings,
+            applier,
+            renderer,
+            template_error: None,
+            inventory: Inventory::new(&[DOCKER]),
+            quarantine: Quarantine::default(),
+            force_reload: false,
+            reporter: Reporter::new(status, metrics),
+            certs,
+        }
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(mut self, mut inputs: Inputs) {
+        self.refresh_certs(None).await;
+        let o = &self.settings.opts;
+        let mut debounce = Debounce::new(o.debounce, o.debounce_max);
+        let mut resync_tick =
+            tokio::time::interval_at(Instant::now() + o.resync_interval, o.resync_interval);
+        loop {
+            let deadline = debounce.deadline();
+            let dirty = tokio::select! {
+                Some(u) = inputs.docker.recv() => self.on_docker(u),
+                Some(()) = inputs.templates.recv() => self.on_templates().await,
+                Some(ev) = inputs.certs.recv() => self.on_cert_event(ev).await,
+                _ = resync_tick.tick() => {
+                    inputs.resync.notify_one();
+                    self.refresh_certs(None).await
+                }
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    self.reconcile().await;
+                    debounce.fired(Instant::now());
+                    false
+                }
+                _ = inputs.shutdown.wait_for(|s| *s) => return,
+            };
+            if dirty {
+                debounce.mark(Instant::now());
+            }
+        }
+    }
+
+    /// Applies one Docker update; returns whether a reconcile is needed.
+    pub fn on_docker(&mut self, u: Update) -> bool {
+        let change = match u {
+            Update::Connected(docker) => {
+                self.applier.set_docker(docker);
+                return false;
+            }
+            Update::Lost(_) => {
+                self.reporter.docker_connected(false);
+                return false;
+            }
+            Update::Synced(all) => {
+                self.reporter.docker_connected(true);
+                Change::Synced(all)
+            }
+            Update::Started(c) => Change::Started(c),
+            Update::Upsert(c) => Change::Upsert(c),
+            Update::Draining(id) => Change::Draining(id),
+            Update::Remove(id) => Change::Remove(id),
+        };
+        if !matches!(change, Change::Synced(_)) {
+            self.reporter.docker_event();
+        }
+        let dirty = self.inventory.apply(DOCKER, change);
+        if dirty {
+            self.reporter.containers(self.inventory.len());
+        }
+        dirty
+    }
+
+    /// A certificate event; returns whether a reconcile is needed.
+    pub async fn on_cert_event(&mut self, ev: acme::CertEvent) -> bool {
+        let acme::CertEvent::Installed { key } = ev else {
+            return false;
+        };
+        tracing::info!(domain = %key, action = "cert_installed", "certificate files changed; nginx will reload");
+        self.refresh_certs(Some(key)).await;
+        self.force_reload = true;
+        true
+    }
+
+    /// Re-reads one certificate's facts (`key`), or all of them; true when they changed (then
+    /// nginx is reloaded even if the rendered bytes are the same: it reads the files itself).
+    async fn refresh_certs(&mut self, key: Option<HostName>) -> bool {
+        let mut facts = self.installed.clone();
+        let dir = self.settings.opts.certs_dir.clone();
+        let read = tokio::task::spawn_blocking(move || match key {
+            Some(k) => {
+                facts.refresh(&k);
+                facts
+            }
+            None => CertFacts::load(&dir),
+        });
+        let Ok(facts) = read.await else {
+            return false;
+        };
+        let changed = facts != self.installed;
+        self.installed = facts;
+        self.force_reload |= changed;
+        changed
+    }
+
+    /// The template directory changed: loads it; returns whether a reconcile is needed.
+    pub async fn on_templates(&mut self) -> bool {
+        let Some(dir) = self.settings.opts.template_dir.clone() else {
+            return false;
+        };
+        let loaded = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || Renderer::from_dir(&dir).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        match loaded {
+            Ok(r) => {
+                tracing::info!(action = "templates_loaded", dir = %dir.display(), "templates reloaded");
+                self.renderer = r;
+                self.template_error = None;
+                self.quarantine.clear();
+            }
+            // Logged once per distinct failure: the same broken file seen again changes nothing.
+            Err(e) if self.template_error.as_ref() == Some(&e) => return false,
+            Err(e) => {
+                tracing::error!(action = "templates_rejected", dir = %dir.display(), error = %e, "keeping the previous templates");
+                self.template_error = Some(e);
+            }
+        }
+        true
+    }
+
+    /// Recomputes the desired config and makes it live if it changed.
+    pub async fn reconcile(&mut self) {
+        if !self.inventory.is_synced() {
+            return;
+        }
+        let o = &self.settings.opts;
+        let (reach, nginx_id) = reconcile::reach(
+            &self.inventory,
+            self.applier.in_container(),
+            o.nginx_container.as_deref(),
+        );
+        self.applier.set_container(nginx_id);
+        let inventory = &self.inventory;
+        self.quarantine.prune(|id| inventory.get(id));
+        let force = std::mem::take(&mut self.force_reload);
+        let (d, result) = self.attempt(&reach, force).await;
+        self.reporter.problems(&d);
+        self.settle(&d, result, force);
+    }
+
+    /// Makes the candidate live; when nginx rejects it, leaves out the containers it rejects
+    /// and tries once more.
+    async fn attempt(
+        &mut self,
+        reach: &NginxReach,
+        force: bool,
+    ) -> (Desired, Result<bool, NginxError>) {
+        let conf = self.settings.opts.conf_file.clone();
+        let d = self.candidate(reach, &BTreeSet::new());
+        let Ok(text) = &d.text else {
+            return (d, Ok(false));
+        };
+        let result = self.applier.apply(&conf, text, force).await;
+        let Err(NginxError::Rejected { output }) = &result else {
+            return (d, result);
+        };
+        if !self.isolate(reach, &output.clone()).await {
+            return (d, result);
+        }
+        let d = self.candidate(reach, &BTreeSet::new());
+        let result = match &d.text {
+            Ok(text) => self.applier.apply(&conf, text, force).await,
+            Err(_) => result,
+        };
+        (d, result)
+    }
+
+    /// Records the outcome of an attempt and decides what the next reconcile must redo.
+    fn settle(&mut self, d: &Desired, result: Result<bool, NginxError>, force: bool) {
+        if let Err(e) = &d.text {
+            tracing::error!(action = "render_failed", error = %e, "render failed; the live config is unchanged");
+            self.force_reload |= force;
+            self.finish(d, "render_error", Some(e.to_string()));
+            self.set_wanted(d, true);
+            return;
+        }
+        match result {
+            Ok(reloaded) => {
+                if reloaded {
+                    self.reporter.reloaded(d, &self.settings.opts.conf_file);
+                } else {
+                    // The live file already is this config (e.g. after a restart): it is
+                    // what nginx serves, so later changes are logged against it.
+                    self.reporter.unchanged(d);
+                }
+                let live = reconcile::included_ids(&self.inventory, &self.quarantine);
+                self.quarantine.set_live(live);
+                self.finish(d, if reloaded { "ok" } else { "unchanged" }, None);
+                self.set_wanted(d, false);
+            }
+            Err(e) => {
+                self.reporter.apply_failed(&e);
+                // A rejected candidate was put back, so the next reconcile retries it anyway;
+                // any other failure (the reload itself) may have left the new bytes in place,
+                // where "unchanged" would otherwise hide that nginx never loaded them.
+                self.force_reload |= force || !matches!(e, NginxError::Rejected { .. });
+                self.finish(d, "rejected", Some(e.to_string()));
+                // Certificates whose names are all live keep renewing: one bad candidate must
+                // not stop every renewal. New names wait until their challenge route is live.
+                self.set_wanted(d, true);
+            }
+        }
+    }
+
+    fn candidate(&self, reach: &NginxReach, leave_out: &BTreeSet<String>) -> Desired {
+        let settings = self.render_settings();
+        let world = reconcile::World {
+            inventory: &self.inventory,
+            quarantine: &self.quarantine,
+            renderer: &self.renderer,
+            settings: &settings,
+            installed: &self.installed,
+            reach,
+        };
+        reconcile::candidate(&world, leave_out)
+    }
+
+    /// nginx rejected a candidate with `message`: finds the containers new since the last
+    /// accepted config that cause it (a few `nginx -t` runs, nothing reloaded) and quarantines
+    /// them. False when containers are not the cause (a template, a file) or it can't tell.
+    async fn isolate(&mut self, reach: &NginxReach, message: &str) -> bool {
+        let suspects = self.quarantine.suspects(self.inventory.containers());
+        let mut search = Bisect::new(suspects.iter().cloned(), message, MAX_ISOLATION_CHECKS);
+        let conf = self.settings.opts.conf_file.clone();
+        while let Some(trial) = search.next_trial() {
+            let leave_out: BTreeSet<String> = suspects
+                .iter()
+                .filter(|id| !trial.contains(*id))
+                .cloned()
+                .collect();
+            let Ok(text) = self.candidate(reach, &leave_out).text else {
+                return false;
+            };
+            let verdict = match self.applier.check(&conf, &text).await {
+                Ok(()) => Ok(()),
+                Err(NginxError::Rejected { output }) => Err(output),
+                Err(e) => {
+                    tracing::warn!(action = "isolate_failed", error = %e, "cannot tell which container nginx rejects");
+                    return false;
+                }
+            };
+            search.record(verdict);
+        }
+        let Some(culprits) = search.finish() else {
+            return false;
+        };
+        for (id, message) in &culprits {
+            // Logged with the other problems (action container_quarantined).
+            if let Some(c) = self.inventory.get(id) {
+                self.quarantine.hold(c, message);
+            }
+        }
+        !culprits.is_empty()
+    }
+
+    /// Hands the certificate task the planned certificates; `only_live`: only those whose
+    /// every name nginx serves now (their challenge route is live).
+    fn set_wanted(&self, d: &Desired, only_live: bool) {
+        if let Some(certs) = &self.certs {
+            let live = |h: &HostName| !only_live || self.reporter.is_live(h);
+            let specs = d.certs.specs.iter().filter(|s| s.names.iter().all(live));
+            certs.set_wanted(specs.cloned().collect());
+        }
+    }
+
+    fn finish(&self, d: &Desired, result: &'static str, error: Option<String>) {
+        let held = self.quarantine.ids().cloned().collect();
+        self.reporter
+            .finish(d, result, error, self.template_error.as_deref(), held);
+    }
+
+    fn render_settings(&self) -> RenderSettings {
+        render_settings(&self.settings)
+    }
+}
+
+/// The render settings the flags give (shared with `vhostd render`).
+pub fn render_settings(s: &Settings) -> RenderSettings {
+    let o = &s.opts;
+    RenderSettings {
+        http_port: o.http_port,
+        https_port: o.https_port,
+        webroot: o.webroot.clone(),
+    }
+}
