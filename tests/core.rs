@@ -364,6 +364,65 @@ fn a_container_nginx_rejects_is_left_out_and_the_others_keep_updating() {
     let _c = e.site("core-q-c", "qc.core.test");
     wait_http(ngx.http_port, "qc.core.test", 200, Some("core-q-c"), T);
     assert_eq!(v.status()["last_error"], serde_json::Value::Null);
+    // `vhostd render` with the daemon's flags prints what the daemon applied: the quarantined
+    // container left out too (it asks the daemon at --admin-addr).
+    let tdir_arg = ["--template-dir", tdir.to_str().unwrap()];
+    let live = std::fs::read(ngx.conf_file()).unwrap();
+    assert_eq!(
+        String::from_utf8(render_with(&dir, &e.host, &ngx, &v, &tdir_arg)).unwrap(),
+        String::from_utf8(live).unwrap()
+    );
+}
+
+#[test]
+fn a_broken_template_is_acted_on_once() {
+    let e = &Engine::private("template_once");
+    let dir = scratch("template_once");
+    let tdir = copy_templates(&dir);
+    let (ngx, v) = with_templates(&dir, e, &tdir);
+    let _a = e.site("core-once-a", "once.core.test");
+    wait_http(ngx.http_port, "once.core.test", 200, Some("core-once-a"), T);
+    let main = std::fs::read_to_string(tdir.join("nginx.conf.tera")).unwrap();
+    let reconciles = |v: &Vhostd| metric(v, "vhostd_reconciles_total");
+    // A template Tera can't parse, left in place: one rejection, then quiet.
+    std::fs::write(tdir.join("nginx.conf.tera"), "{% for x in %}").unwrap();
+    wait_for(T, "the template error in /status", || {
+        v.status()["last_error"]
+            .as_str()?
+            .contains("template")
+            .then_some(())
+    });
+    let before = reconciles(&v);
+    // Nothing changes from here on: whatever vhostd does now, it does without a trigger.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(v.log_text().matches("templates_rejected").count(), 1);
+    assert_eq!(
+        reconciles(&v),
+        before,
+        "no reconcile that no change triggered"
+    );
+    // A template nginx rejects, left in place: one nginx verdict, no retry loop of `nginx -t`.
+    std::fs::write(
+        tdir.join("nginx.conf.tera"),
+        format!("{main}\nnot_a_directive_once on;\n"),
+    )
+    .unwrap();
+    wait_for(T, "nginx's rejection in /status", || {
+        v.status()["last_error"]
+            .as_str()?
+            .contains("not_a_directive_once")
+            .then_some(())
+    });
+    let before = reconciles(&v);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(v.log_text().matches("nginx_rejected").count(), 1);
+    assert_eq!(
+        reconciles(&v),
+        before,
+        "no nginx -t that no change triggered"
+    );
+    assert_eq!(v.log_text().matches("templates_rejected").count(), 1);
+    assert_eq!(http_get(ngx.http_port, "once.core.test", "/").status, 200);
 }
 
 #[test]
@@ -507,9 +566,21 @@ fn render_prints_what_the_daemon_writes() {
 
 /// `vhostd render` with exactly the flags the daemon `v` runs with; its stdout.
 fn render_like(dir: &std::path::Path, docker_host: &str, ngx: &Nginx, v: &Vhostd) -> Vec<u8> {
+    render_with(dir, docker_host, ngx, v, &[])
+}
+
+/// `vhostd render` with the daemon's base flags plus `extra`; its stdout.
+fn render_with(
+    dir: &std::path::Path,
+    docker_host: &str,
+    ngx: &Nginx,
+    v: &Vhostd,
+    extra: &[&str],
+) -> Vec<u8> {
     let mut args = vec!["render".to_string()];
     args.extend(vhostd::base_args(dir, docker_host, ngx, v.admin_port));
     args.push("--no-acme".into());
+    args.extend(extra.iter().map(|s| s.to_string()));
     let out = std::process::Command::new(vhostd::bin())
         .args(&args)
         .output()
