@@ -98,6 +98,7 @@ fn main() {
             &renderer,
             &settings,
             &installed,
+            &vhostd::snippets::Snippets::empty(certs.path(), certs.path()),
         );
         best = best.min(t.elapsed().as_secs_f64());
         https = d.https.len();

@@ -15,10 +15,12 @@ use crate::config::{KeyTypeArg, NginxMode, Settings};
 use crate::controller::{Controller, Inputs, dirwatch, render_settings};
 use crate::desired;
 use crate::docker;
+use crate::host::HostName;
 use crate::metrics::Metrics;
 use crate::nginx::Nginx;
 use crate::render::Renderer;
 use crate::sites::{self, NginxReach};
+use crate::snippets::Snippets;
 use crate::status::Status;
 
 /// A startup failure, with what to do about it.
@@ -65,7 +67,14 @@ pub async fn render_once(s: &Settings) -> Result<String, AppError> {
         NginxMode::Local(_) => NginxReach::Host,
         NginxMode::Container(name) => sites::reach_of(sites::find_nginx(&all, name.as_deref())),
     };
-    let left_out = daemon_quarantine(s).await;
+    let (left_out, hosts_out) = daemon_quarantine(s).await;
+    let (v, h) = (s.opts.vhost_dir.clone(), s.opts.htpasswd_dir.clone());
+    let mut snippets = tokio::task::spawn_blocking(move || Snippets::load(&v, &h))
+        .await
+        .unwrap_or_else(|_| Snippets::empty(&s.opts.vhost_dir, &s.opts.htpasswd_dir));
+    for host in hosts_out.iter().filter_map(|h| HostName::parse(h).ok()) {
+        snippets.reject(&host, "the running daemon's nginx rejects its snippets");
+    }
     let d = desired::compute(
         all.iter()
             .filter(|c| c.running && !left_out.contains(&c.id)),
@@ -74,6 +83,7 @@ pub async fn render_once(s: &Settings) -> Result<String, AppError> {
         &renderer,
         &render_settings(s),
         &installed,
+        &snippets,
     );
     for p in &d.sites.problems {
         tracing::warn!(container = %p.container, key = %p.key, action = "container_skipped", problem = %p.problem, "container left out or unreachable");
@@ -81,9 +91,9 @@ pub async fn render_once(s: &Settings) -> Result<String, AppError> {
     Ok(d.text?)
 }
 
-/// The ids of the containers the daemon at `--admin-addr` leaves out because nginx rejects
-/// them; none when no daemon answers there (then nothing is left out).
-async fn daemon_quarantine(s: &Settings) -> BTreeSet<String> {
+/// The ids of the containers and the hosts the daemon at `--admin-addr` leaves out because
+/// nginx rejects them; none when no daemon answers there (then nothing is left out).
+async fn daemon_quarantine(s: &Settings) -> (BTreeSet<String>, Vec<String>) {
     let addr = s.opts.admin_addr;
     let answer = admin::request(addr, "GET", "/status", Duration::from_secs(3)).await;
     let status = match answer {
@@ -92,12 +102,18 @@ async fn daemon_quarantine(s: &Settings) -> BTreeSet<String> {
     };
     let Some(status) = status else {
         tracing::info!(action = "render_alone", admin = %addr, "no running daemon answers at --admin-addr: nothing is left out as quarantined");
-        return BTreeSet::new();
+        return Default::default();
     };
     for id in &status.quarantined {
         tracing::info!(container = %id, action = "container_quarantined", "left out: the running daemon's nginx rejects it");
     }
-    status.quarantined.into_iter().collect()
+    for host in &status.quarantined_hosts {
+        tracing::info!(host = %host, action = "host_quarantined", "left out: the running daemon's nginx rejects its snippets");
+    }
+    (
+        status.quarantined.into_iter().collect(),
+        status.quarantined_hosts,
+    )
 }
 
 fn acme_settings(s: &Settings) -> AcmeSettings {
@@ -137,6 +153,9 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     });
     let (docker_tx, docker_rx) = mpsc::channel(1024);
     let (tmpl_tx, tmpl_rx) = mpsc::channel(4);
+    let (snip_tx, snip_rx) = mpsc::channel(4);
+    let _snippet_watch = [&s.opts.vhost_dir, &s.opts.htpasswd_dir]
+        .map(|dir| dirwatch::watch_dir(dir.clone(), snip_tx.clone()));
     let (cert_tx, cert_rx) = mpsc::channel(64);
     let resync = Arc::new(Notify::new());
     let _template_watch = s
@@ -172,6 +191,7 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     let inputs = Inputs {
         docker: docker_rx,
         templates: tmpl_rx,
+        snippets: snip_rx,
         certs: cert_rx,
         resync,
         shutdown,

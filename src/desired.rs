@@ -12,6 +12,7 @@ use crate::host::HostName;
 use crate::labels::HttpsMethod;
 use crate::render::{self, CertFiles, RenderError, RenderSettings, Renderer};
 use crate::sites::{self, NginxReach, Problem, Sites};
+use crate::snippets::Snippets;
 
 /// Everything one reconcile decides.
 pub struct Desired {
@@ -33,11 +34,14 @@ pub fn compute<'a>(
     renderer: &Renderer,
     settings: &RenderSettings,
     installed: &CertFacts,
+    snippets: &Snippets,
 ) -> Desired {
     let mut sites = sites::build(containers, reach, draining);
+    snippets.take_out(&mut sites);
     let certs = acme::plan(&candidates(&sites));
     let https = installed_certs(&mut sites, &certs, installed);
-    let text = renderer.render(&render::context(&sites, &https, settings));
+    let ctx = render::context(&sites, &https, settings).with_snippets(|h| snippets.for_host(h));
+    let text = renderer.render(&ctx);
     Desired {
         sites,
         certs,
@@ -178,6 +182,7 @@ mod tests {
             &Renderer::embedded(),
             &settings(),
             &CertFacts::load(certs_dir),
+            &Snippets::empty(certs_dir, certs_dir),
         )
     }
 

@@ -28,4 +28,5 @@ pub mod nginx;
 pub mod quarantine;
 pub mod render;
 pub mod sites;
+pub mod snippets;
 pub mod status;

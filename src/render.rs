@@ -11,12 +11,21 @@ use serde::Serialize;
 use crate::host::HostName;
 use crate::labels::{HttpsMethod, Proto};
 use crate::sites::{Location, Sites};
+use crate::snippets::SiteSnippets;
 
 /// The main template's name.
 pub const MAIN: &str = "nginx.conf.tera";
-const EMBEDDED: [(&str, &str); 2] = [
+const EMBEDDED: [(&str, &str); 4] = [
     (MAIN, include_str!("../templates/nginx.conf.tera")),
     ("location.tera", include_str!("../templates/location.tera")),
+    (
+        "server_snippets.tera",
+        include_str!("../templates/server_snippets.tera"),
+    ),
+    (
+        "location_snippets.tera",
+        include_str!("../templates/location_snippets.tera"),
+    ),
 ];
 
 /// A template could not be loaded or rendered.
@@ -156,6 +165,18 @@ struct SiteCtx {
     https: Option<HttpsCtx>,
     locations: Vec<LocationCtx>,
     root_404: bool,
+    /// Files from `--vhost-dir` / `--htpasswd-dir` (see [`Context::with_snippets`]).
+    snippets: SiteSnippets,
+}
+
+impl Context {
+    /// Adds each site's snippet and htpasswd files (none by default).
+    pub fn with_snippets(mut self, of: impl Fn(&HostName) -> SiteSnippets) -> Context {
+        for site in &mut self.sites {
+            site.snippets = of(&site.host);
+        }
+        self
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -226,6 +247,7 @@ pub fn context(
             https,
             root_404: !locations.iter().any(|l| l.path == "/"),
             locations,
+            snippets: SiteSnippets::default(),
         });
     }
     upstreams.sort_by(|a, b| a.name.cmp(&b.name));

@@ -25,6 +25,9 @@ pub struct Status {
     /// they give (`vhostd render` leaves them out too, to print what the daemon applies).
     #[serde(default)]
     pub quarantined: Vec<String>,
+    /// Hosts left out of the live config because nginx rejects their snippet files.
+    #[serde(default)]
+    pub quarantined_hosts: Vec<String>,
     /// Certificates (filled by the admin server from the certificate task).
     #[serde(default)]
     pub certificates: Vec<serde_json::Value>,

@@ -26,6 +26,8 @@ fn every_subcommand_and_flag_of_the_contract_is_in_help() {
         ("--webroot", "VHOSTD_WEBROOT"),
         ("--certs-dir", "VHOSTD_CERTS_DIR"),
         ("--template-dir", "VHOSTD_TEMPLATE_DIR"),
+        ("--vhost-dir", "VHOSTD_VHOST_DIR"),
+        ("--htpasswd-dir", "VHOSTD_HTPASSWD_DIR"),
         ("--nginx-container", "VHOSTD_NGINX_CONTAINER"),
         ("--nginx-cmd", "VHOSTD_NGINX_CMD"),
         ("--http-port", "VHOSTD_HTTP_PORT"),

@@ -903,3 +903,132 @@ fn a_stopping_container_gets_no_new_requests_while_another_serves() {
     });
     wait_http(ngx.http_port, host, 503, None, T);
 }
+
+/// `GET path` for `host` with an extra request header line; status and body.
+fn get_with_header(port: u16, host: &str, path: &str, header: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n{header}\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok());
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (status.unwrap_or(0), body.unwrap_or_default())
+}
+
+/// Waits until `host`'s answer headers contain (or, `present` false, lack) `needle`.
+fn wait_header(port: u16, host: &str, needle: &str, present: bool) {
+    wait_for(
+        T,
+        &format!("{host}: header {needle:?} present={present}"),
+        || {
+            let a = http_get(port, host, "/");
+            (a.status == 200 && a.headers.contains(needle) == present).then_some(())
+        },
+    );
+}
+
+#[test]
+fn vhost_snippets_and_basic_auth_go_live_and_a_broken_one_takes_only_its_host_out() {
+    let e = &Engine::private("snippets");
+    let dir = scratch("snippets");
+    let vdir = dir.join("vhost.d");
+    std::fs::create_dir_all(&vdir).unwrap();
+    // Missing at start: the same as empty, watched once it appears.
+    let hdir = dir.join("htpasswd");
+    let ngx = Nginx::start(&dir);
+    let (vs, hs) = (vdir.to_str().unwrap(), hdir.to_str().unwrap());
+    let flags = ["--vhost-dir", vs, "--htpasswd-dir", hs];
+    let mut args = vec!["--no-acme"];
+    args.extend(flags);
+    let v = Vhostd::start(&dir, &e.host, &ngx, &args);
+    v.wait_ready();
+    let (host, other, port) = ("snip.core.test", "other.core.test", ngx.http_port);
+    let _a = e.site("core-snip-a", host);
+    let _o = e.site("core-snip-o", other);
+    wait_http(port, host, 200, Some("core-snip-a"), T);
+    wait_http(port, other, 200, Some("core-snip-o"), T);
+
+    // 1. `HOST`: in that host's server block; edited, it is live again (same rendered bytes).
+    std::fs::write(vdir.join(host), "add_header X-Snippet server;\n").unwrap();
+    wait_header(port, host, "X-Snippet: server", true);
+    assert!(!http_get(port, other, "/").headers.contains("X-Snippet"));
+    let conf = std::fs::read(ngx.conf_file()).unwrap();
+    std::fs::write(vdir.join(host), "add_header X-Snippet edited;\n").unwrap();
+    wait_header(port, host, "X-Snippet: edited", true);
+    assert_eq!(
+        std::fs::read(ngx.conf_file()).unwrap(),
+        conf,
+        "nginx reloaded, bytes the same"
+    );
+    // 2. `default`: for the hosts without a file of their own.
+    std::fs::write(vdir.join("default"), "add_header X-Default yes;\n").unwrap();
+    wait_header(port, other, "X-Default: yes", true);
+    assert!(!http_get(port, host, "/").headers.contains("X-Default"));
+    std::fs::remove_file(vdir.join("default")).unwrap();
+    wait_header(port, other, "X-Default", false);
+    // 3. `HOST_location`: in each of its proxied locations.
+    let loc = vdir.join(format!("{host}_location"));
+    std::fs::write(&loc, "add_header X-Location yes;\n").unwrap();
+    wait_header(port, host, "X-Location: yes", true);
+    std::fs::remove_file(&loc).unwrap();
+    wait_header(port, host, "X-Location", false);
+
+    // 4. Basic auth: the htpasswd dir appears, a file `HOST` puts the host behind auth_basic.
+    std::fs::create_dir_all(&hdir).unwrap();
+    std::fs::write(hdir.join(host), "user:{PLAIN}secret\n").unwrap();
+    wait_http(port, host, 401, None, T);
+    let auth = "Authorization: Basic dXNlcjpzZWNyZXQ="; // user:secret
+    let (code, body) = get_with_header(port, host, "/", auth);
+    assert_eq!((code, body.trim()), (200, "core-snip-a"));
+    assert_eq!(get_with_header(port, host, "/", "X-No: auth").0, 401);
+    // The ACME challenge path stays open; other hosts are not affected.
+    let challenge = dir
+        .join("www")
+        .join(host)
+        .join(".well-known/acme-challenge");
+    std::fs::create_dir_all(&challenge).unwrap();
+    support::make_traversable(&challenge);
+    std::fs::write(challenge.join("tok"), "proof").unwrap();
+    let a = http_get(port, host, "/.well-known/acme-challenge/tok");
+    assert_eq!((a.status, a.body.as_str()), (200, "proof"));
+    assert_eq!(http_get(port, other, "/").status, 200);
+    std::fs::remove_file(hdir.join(host)).unwrap();
+    wait_http(port, host, 200, Some("core-snip-a"), T);
+
+    // 5. A snippet nginx rejects: only its host goes out (the default server answers it).
+    std::fs::write(vdir.join(host), "this_is_not_a_directive on;\n").unwrap();
+    let st = wait_for(T, "the host named in /status with nginx's message", || {
+        let st = v.status();
+        st["problems"]
+            .as_array()?
+            .iter()
+            .any(|p| {
+                p["key"] == "vhost.d"
+                    && p["problem"].to_string().contains("this_is_not_a_directive")
+            })
+            .then_some(st)
+    });
+    assert_eq!(st["quarantined_hosts"], serde_json::json!([host]));
+    wait_http(port, host, 503, None, T);
+    assert_eq!(http_get(port, other, "/").status, 200);
+    assert!(v.log_text().contains("host_quarantined"));
+    // Every other host keeps updating meanwhile.
+    let _n = e.site("core-snip-new", "new.core.test");
+    wait_http(port, "new.core.test", 200, Some("core-snip-new"), T);
+    assert_eq!(http_get(port, host, "/").status, 503);
+    let live = String::from_utf8(std::fs::read(ngx.conf_file()).unwrap()).unwrap();
+    assert!(!live.contains(&format!("server_name {host};")));
+    let rendered = render_with(&dir, &e.host, &ngx, &v, &flags);
+    assert_eq!(
+        String::from_utf8(rendered).unwrap(),
+        live,
+        "render leaves the host out too"
+    );
+
+    // 6. Fixed: back within seconds, with its snippet.
+    std::fs::write(vdir.join(host), "add_header X-Snippet fixed;\n").unwrap();
+    wait_header(port, host, "X-Snippet: fixed", true);
+    assert_eq!(v.status()["quarantined_hosts"], serde_json::json!([]));
+}

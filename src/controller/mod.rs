@@ -30,11 +30,15 @@ use crate::nginx::{Nginx, NginxError};
 use crate::quarantine::{Bisect, Quarantine};
 use crate::render::{RenderSettings, Renderer};
 use crate::sites::NginxReach;
+use crate::snippets::Snippets;
 use crate::status::Status;
 
 pub use apply::Applier;
 pub use inventory::{Change, DOCKER, Inventory};
 pub use report::Reporter;
+
+/// Marks a host among the suspects of an isolation (container ids are hex, never like this).
+const HOST_SUSPECT: &str = "host:";
 
 /// At most this many `nginx -t` runs are spent finding the containers nginx rejects.
 const MAX_ISOLATION_CHECKS: usize = 32;
@@ -45,6 +49,9 @@ pub struct Inputs {
     pub docker: mpsc::Receiver<Update>,
     /// Template directory changed.
     pub templates: mpsc::Receiver<()>,
+    /// `--vhost-dir` or `--htpasswd-dir` changed: nginx reads those files itself, so it is
+    /// checked and reloaded even if the rendered bytes are the same.
+    pub snippets: mpsc::Receiver<()>,
     /// Certificate files changed (issued or renewed): re-render and reload even if bytes match.
     pub certs: mpsc::Receiver<acme::CertEvent>,
     /// Asks the Docker watcher for a full resync.
@@ -65,6 +72,10 @@ pub struct Controller<A: Applier = Nginx> {
     /// Installed certificates, read once and refreshed on [`acme::CertEvent::Installed`].
     installed: CertFacts,
     quarantine: Quarantine,
+    /// Snippet and htpasswd files, and the hosts nginx rejects with theirs.
+    snippets: Snippets,
+    /// Files nginx reads itself changed: check the candidate before a forced reload.
+    check_files: bool,
     /// A certificate changed on disk, or a reload failed: reload nginx even if the rendered
     /// bytes are the same.
     force_reload: bool,
@@ -84,6 +95,8 @@ impl<A: Applier> Controller<A> {
     ) -> Self {
         Controller {
             installed: CertFacts::empty(&settings.opts.certs_dir),
+            snippets: Snippets::empty(&settings.opts.vhost_dir, &settings.opts.htpasswd_dir),
+            check_files: false,
             settings,
             applier,
             renderer,
@@ -99,6 +112,8 @@ impl<A: Applier> Controller<A> {
     /// Runs until shutdown.
     pub async fn run(mut self, mut inputs: Inputs) {
         self.refresh_certs(None).await;
+        self.on_snippets().await;
+        self.check_files = false;
         let o = &self.settings.opts;
         let mut debounce = Debounce::new(o.debounce, o.debounce_max);
         let mut resync_tick =
@@ -108,6 +123,7 @@ impl<A: Applier> Controller<A> {
             let dirty = tokio::select! {
                 Some(u) = inputs.docker.recv() => self.on_docker(u),
                 Some(()) = inputs.templates.recv() => self.on_templates().await,
+                Some(()) = inputs.snippets.recv() => self.on_snippets().await,
                 Some(ev) = inputs.certs.recv() => self.on_cert_event(ev).await,
                 _ = resync_tick.tick() => {
                     inputs.resync.notify_one();
@@ -188,6 +204,24 @@ impl<A: Applier> Controller<A> {
         changed
     }
 
+    /// A snippet or htpasswd directory changed: lists both again and tries every host and
+    /// container left out once more; returns whether a reconcile is needed (always).
+    pub async fn on_snippets(&mut self) -> bool {
+        let (v, h) = (
+            self.settings.opts.vhost_dir.clone(),
+            self.settings.opts.htpasswd_dir.clone(),
+        );
+        let loaded = tokio::task::spawn_blocking(move || Snippets::load(&v, &h)).await;
+        if let Ok(s) = loaded {
+            tracing::info!(action = "snippets_changed", vhost_dir = %self.settings.opts.vhost_dir.display(), htpasswd_dir = %self.settings.opts.htpasswd_dir.display(), "snippet or htpasswd files changed; nginx will be checked and reloaded");
+            self.snippets = s;
+        }
+        self.quarantine.clear();
+        self.force_reload = true;
+        self.check_files = true;
+        true
+    }
+
     /// The template directory changed: loads it; returns whether a reconcile is needed.
     pub async fn on_templates(&mut self) -> bool {
         let Some(dir) = self.settings.opts.template_dir.clone() else {
@@ -231,28 +265,38 @@ impl<A: Applier> Controller<A> {
         let inventory = &self.inventory;
         self.quarantine.prune(|id| inventory.get(id));
         let force = std::mem::take(&mut self.force_reload);
-        let (d, result) = self.attempt(&reach, force).await;
+        let check = std::mem::take(&mut self.check_files);
+        let (d, result) = self.attempt(&reach, force, check).await;
         self.reporter.problems(&d);
+        self.check_files |= check && result.is_err();
         self.settle(&d, result, force);
     }
 
-    /// Makes the candidate live; when nginx rejects it, leaves out the containers it rejects
-    /// and tries once more.
+    /// Makes the candidate live (checked first when `check`: files nginx reads changed);
+    /// when nginx rejects it, leaves out the containers and hosts it rejects and tries again.
     async fn attempt(
         &mut self,
         reach: &NginxReach,
         force: bool,
+        check: bool,
     ) -> (Desired, Result<bool, NginxError>) {
         let conf = self.settings.opts.conf_file.clone();
         let d = self.candidate(reach, &BTreeSet::new());
         let Ok(text) = &d.text else {
             return (d, Ok(false));
         };
-        let result = self.applier.apply(&conf, text, force).await;
+        let result = match check {
+            true => match self.applier.check(&conf, text).await {
+                Ok(()) => self.applier.apply(&conf, text, force).await,
+                Err(e) => Err(e),
+            },
+            false => self.applier.apply(&conf, text, force).await,
+        };
         let Err(NginxError::Rejected { output }) = &result else {
             return (d, result);
         };
-        if !self.isolate(reach, &output.clone()).await {
+        let hosts: Vec<HostName> = d.sites.sites.keys().cloned().collect();
+        if !self.isolate(reach, &output.clone(), &hosts).await {
             return (d, result);
         }
         let d = self.candidate(reach, &BTreeSet::new());
@@ -300,24 +344,45 @@ impl<A: Applier> Controller<A> {
         }
     }
 
+    /// The candidate without the quarantined containers and hosts, nor `leave_out`: container
+    /// ids, and hosts as [`HOST_SUSPECT`]`NAME`.
     fn candidate(&self, reach: &NginxReach, leave_out: &BTreeSet<String>) -> Desired {
         let settings = self.render_settings();
+        let mut snippets = self.snippets.clone();
+        for host in leave_out
+            .iter()
+            .filter_map(|s| s.strip_prefix(HOST_SUSPECT))
+        {
+            if let Ok(h) = HostName::parse(host) {
+                snippets.reject(&h, "");
+            }
+        }
         let world = reconcile::World {
             inventory: &self.inventory,
             quarantine: &self.quarantine,
             renderer: &self.renderer,
             settings: &settings,
             installed: &self.installed,
+            snippets: &snippets,
             reach,
         };
         reconcile::candidate(&world, leave_out)
     }
 
     /// nginx rejected a candidate with `message`: finds the containers new since the last
-    /// accepted config that cause it (a few `nginx -t` runs, nothing reloaded) and quarantines
-    /// them. False when containers are not the cause (a template, a file) or it can't tell.
-    async fn isolate(&mut self, reach: &NginxReach, message: &str) -> bool {
-        let suspects = self.quarantine.suspects(self.inventory.containers());
+    /// accepted config, and the `hosts` with snippet files, that cause it (a few `nginx -t`
+    /// runs, nothing reloaded) and leaves them out. False when neither is the cause (a
+    /// template, a file) or it can't tell.
+    async fn isolate(&mut self, reach: &NginxReach, message: &str, hosts: &[HostName]) -> bool {
+        // Containers first: a new container is tried without its host's snippets before the
+        // snippets are, so a broken snippet is blamed on the host, not on its container.
+        let mut suspects = self.quarantine.suspects(self.inventory.containers());
+        suspects.extend(
+            hosts
+                .iter()
+                .filter(|h| self.snippets.touches(h) && !self.snippets.is_rejected(h))
+                .map(|h| format!("{HOST_SUSPECT}{h}")),
+        );
         let mut search = Bisect::new(suspects.iter().cloned(), message, MAX_ISOLATION_CHECKS);
         let conf = self.settings.opts.conf_file.clone();
         while let Some(trial) = search.next_trial() {
@@ -343,8 +408,12 @@ impl<A: Applier> Controller<A> {
             return false;
         };
         for (id, message) in &culprits {
-            // Logged with the other problems (action container_quarantined).
-            if let Some(c) = self.inventory.get(id) {
+            // Logged with the other problems (container_quarantined, host_quarantined).
+            if let Some(host) = id.strip_prefix(HOST_SUSPECT) {
+                if let Ok(h) = HostName::parse(host) {
+                    self.snippets.reject(&h, message);
+                }
+            } else if let Some(c) = self.inventory.get(id) {
                 self.quarantine.hold(c, message);
             }
         }
@@ -355,16 +424,21 @@ impl<A: Applier> Controller<A> {
     /// every name nginx serves now (their challenge route is live).
     fn set_wanted(&self, d: &Desired, only_live: bool) {
         if let Some(certs) = &self.certs {
-            let live = |h: &HostName| !only_live || self.reporter.is_live(h);
+            let live = |h: &HostName| {
+                !self.snippets.is_rejected(h) && (!only_live || self.reporter.is_live(h))
+            };
             let specs = d.certs.specs.iter().filter(|s| s.names.iter().all(live));
             certs.set_wanted(specs.cloned().collect());
         }
     }
 
     fn finish(&self, d: &Desired, result: &'static str, error: Option<String>) {
-        let held = self.quarantine.ids().cloned().collect();
+        let left_out = report::LeftOut {
+            containers: self.quarantine.ids().cloned().collect(),
+            hosts: self.snippets.rejected().map(ToString::to_string).collect(),
+        };
         self.reporter
-            .finish(d, result, error, self.template_error.as_deref(), held);
+            .finish(d, result, error, self.template_error.as_deref(), left_out);
     }
 
     fn render_settings(&self) -> RenderSettings {

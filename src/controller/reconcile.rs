@@ -10,6 +10,7 @@ use crate::desired::{self, Desired};
 use crate::quarantine::Quarantine;
 use crate::render::{RenderSettings, Renderer};
 use crate::sites::{self, NginxReach};
+use crate::snippets::Snippets;
 
 /// Everything a candidate is computed from.
 pub struct World<'a> {
@@ -23,6 +24,8 @@ pub struct World<'a> {
     pub settings: &'a RenderSettings,
     /// Installed certificates.
     pub installed: &'a CertFacts,
+    /// Snippet files, and the hosts nginx rejects with theirs.
+    pub snippets: &'a Snippets,
     /// What nginx can reach.
     pub reach: &'a NginxReach,
 }
@@ -55,6 +58,7 @@ pub fn candidate(w: &World<'_>, leave_out: &BTreeSet<String>) -> Desired {
         w.renderer,
         w.settings,
         w.installed,
+        w.snippets,
     );
     d.sites.problems.extend(w.quarantine.problems());
     d.sites.problems.sort();

@@ -12,7 +12,17 @@ use crate::host::HostName;
 use crate::metrics::{Metrics, ResultLabel};
 use crate::nginx::NginxError;
 use crate::sites::Problem;
+use crate::snippets;
 use crate::status::{LocationStatus, ProblemStatus, SiteStatus, Status};
+
+/// What the live config leaves out because nginx rejects it.
+#[derive(Debug, Default)]
+pub struct LeftOut {
+    /// Container ids.
+    pub containers: Vec<String>,
+    /// Hosts left out for their snippets.
+    pub hosts: Vec<String>,
+}
 
 /// Status, metrics and de-duplicated logs.
 pub struct Reporter {
@@ -69,10 +79,10 @@ impl Reporter {
     pub fn problems(&mut self, d: &Desired) {
         let now: BTreeSet<Problem> = d.sites.problems.iter().cloned().collect();
         for p in now.difference(&self.logged_problems) {
-            let action = if p.key == "nginx" {
-                "container_quarantined"
-            } else {
-                "container_skipped"
+            let action = match p.key.as_str() {
+                "nginx" => "container_quarantined",
+                snippets::KEY => "host_quarantined",
+                _ => "container_skipped",
             };
             tracing::warn!(container = %p.container, key = %p.key, action, problem = %p.problem, "container left out or unreachable");
         }
@@ -139,7 +149,7 @@ impl Reporter {
         result: &'static str,
         error: Option<String>,
         standing: Option<&str>,
-        quarantined: Vec<String>,
+        left_out: LeftOut,
     ) {
         let m = &self.metrics;
         m.reconciles.get_or_create(&ResultLabel { result }).inc();
@@ -152,7 +162,8 @@ impl Reporter {
                 st.ready = true;
                 st.last_applied = Some(time::OffsetDateTime::now_utc().unix_timestamp());
                 st.sites = site_status(d);
-                st.quarantined = quarantined;
+                st.quarantined = left_out.containers;
+                st.quarantined_hosts = left_out.hosts;
             }
             st.last_error = error.or_else(|| standing.map(str::to_string));
             st.problems = d.sites.problems.iter().map(problem_status).collect();

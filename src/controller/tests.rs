@@ -97,7 +97,7 @@ struct Rig {
     c: Controller<Fake>,
     fake: Fake,
     status: Arc<RwLock<Status>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn rig() -> Rig {
@@ -115,6 +115,10 @@ fn rig() -> Rig {
         format!("{d}/certs"),
         "--webroot".into(),
         format!("{d}/www"),
+        "--vhost-dir".into(),
+        format!("{d}/vhost.d"),
+        "--htpasswd-dir".into(),
+        format!("{d}/htpasswd"),
     ])
     .unwrap();
     let Command::Run(opts) = cli.command else {
@@ -135,7 +139,7 @@ fn rig() -> Rig {
         c,
         fake,
         status,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -236,4 +240,64 @@ async fn a_rejected_container_is_quarantined_until_its_facts_change() {
     assert!(r.live().contains("fixed.test"));
     assert!(r.status().quarantined.is_empty());
     assert!(r.status().problems.is_empty());
+}
+
+#[tokio::test]
+async fn a_snippet_nginx_rejects_takes_only_its_host_out_until_the_files_change() {
+    let mut r = rig();
+    r.c.on_docker(Update::Synced(vec![
+        site("a", "a.test"),
+        site("b", "b.test"),
+    ]));
+    r.c.reconcile().await;
+    let vdir = r.dir.path().join("vhost.d");
+    std::fs::create_dir(&vdir).unwrap();
+    std::fs::write(vdir.join("a.test"), "not_a_directive;").unwrap();
+    // The double refuses any config including that file, as nginx would.
+    let include = format!("include \"{}\"", vdir.join("a.test").display());
+    r.fake.st().refuse.push(include.clone());
+    assert!(r.c.on_snippets().await);
+    r.c.reconcile().await;
+    let live = r.live();
+    assert!(
+        !live.contains("a.test") && live.contains("b.test"),
+        "{live}"
+    );
+    let st = r.status();
+    assert_eq!(st.quarantined_hosts, ["a.test"]);
+    assert!(st.quarantined.is_empty(), "the container is not blamed");
+    assert!(
+        st.problems
+            .iter()
+            .any(|p| p.key == "vhost.d" && p.problem.contains("refused"))
+    );
+    // Other changes keep flowing; the host stays out.
+    r.c.on_docker(Update::Started(site("c", "c.test")));
+    r.c.reconcile().await;
+    assert!(r.live().contains("c.test") && !r.live().contains("server_name a.test"));
+    // Fixed: back, with its snippet.
+    r.fake.st().refuse.clear();
+    std::fs::write(vdir.join("a.test"), "add_header X-A 1;").unwrap();
+    r.c.on_snippets().await;
+    r.c.reconcile().await;
+    assert!(r.live().contains(&include));
+    assert!(r.status().quarantined_hosts.is_empty());
+}
+
+#[tokio::test]
+async fn an_edited_snippet_is_checked_and_reloaded_though_the_bytes_are_the_same() {
+    let mut r = rig();
+    let vdir = r.dir.path().join("vhost.d");
+    std::fs::create_dir(&vdir).unwrap();
+    std::fs::write(vdir.join("a.test"), "add_header X-A 1;").unwrap();
+    r.c.on_snippets().await;
+    r.c.on_docker(Update::Synced(vec![site("a", "a.test")]));
+    r.c.reconcile().await;
+    let reloads = r.fake.st().reloads;
+    let checks = r.fake.st().checks;
+    std::fs::write(vdir.join("a.test"), "add_header X-A 2;").unwrap();
+    r.c.on_snippets().await;
+    r.c.reconcile().await;
+    assert_eq!(r.fake.st().reloads, reloads + 1);
+    assert_eq!(r.fake.st().checks, checks + 1, "nginx -t before the reload");
 }
