@@ -154,6 +154,8 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     let (docker_tx, docker_rx) = mpsc::channel(1024);
     let (tmpl_tx, tmpl_rx) = mpsc::channel(4);
     let (snip_tx, snip_rx) = mpsc::channel(4);
+    let (certfiles_tx, certfiles_rx) = mpsc::channel(4);
+    let _cert_watch = dirwatch::watch_tree(s.opts.certs_dir.join("live"), certfiles_tx);
     let _snippet_watch = [&s.opts.vhost_dir, &s.opts.htpasswd_dir]
         .map(|dir| dirwatch::watch_dir(dir.clone(), snip_tx.clone()));
     let (cert_tx, cert_rx) = mpsc::channel(64);
@@ -192,6 +194,7 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         docker: docker_rx,
         templates: tmpl_rx,
         snippets: snip_rx,
+        cert_files: certfiles_rx,
         certs: cert_rx,
         resync,
         shutdown,

@@ -1064,3 +1064,44 @@ fn drain_live(v: &Vhostd, ngx: &Nginx, quits_before: usize) -> bool {
         .is_some_and(|i| log[i..].contains("action=\"reload\""))
         && nginx_quits(ngx) > quits_before
 }
+
+#[test]
+fn a_certificate_put_in_live_by_hand_is_picked_up_without_another_event() {
+    let e = &Engine::private("handcert");
+    let dir = scratch("handcert");
+    let ngx = Nginx::start(&dir);
+    let v = Vhostd::start(&dir, &e.host, &ngx, &["--no-acme"]);
+    v.wait_ready();
+    let host = "hand.core.test";
+    let _a = e.site("core-hand", host);
+    wait_http(ngx.http_port, host, 200, Some("core-hand"), T);
+    // The user's own pair, written where vhostd looks (certs/live/HOST/), no Docker event after.
+    let live = v.certs_dir.join("live").join(host);
+    std::fs::create_dir_all(&live).unwrap();
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={host}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{host}")])
+        .arg("-keyout")
+        .arg(live.join("privkey.pem"))
+        .arg("-out")
+        .arg(live.join("fullchain.pem"))
+        .output()
+        .expect("openssl is installed (scripts/testenv/up.sh installs it)");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // Served over HTTPS: HTTP now redirects, and the config names the pair.
+    wait_http(ngx.http_port, host, 301, None, T);
+    let conf = std::fs::read_to_string(ngx.conf_file()).unwrap();
+    assert!(conf.contains(&live.join("fullchain.pem").display().to_string()));
+}

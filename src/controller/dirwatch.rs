@@ -44,16 +44,30 @@ pub fn is_change(kind: &EventKind) -> bool {
 /// Sends `()` on `tx` each time the contents of `dir` change (see module docs).
 /// The directory's state is taken now, so a change right after the call is not missed.
 pub fn watch_dir(dir: PathBuf, tx: mpsc::Sender<()>) -> DirWatch {
+    watch(dir, RecursiveMode::NonRecursive, tx)
+}
+
+/// Like [`watch_dir`], for `dir` and everything below it (certificates' `live/HOST/` files).
+pub fn watch_tree(dir: PathBuf, tx: mpsc::Sender<()>) -> DirWatch {
+    watch(dir, RecursiveMode::Recursive, tx)
+}
+
+fn watch(dir: PathBuf, mode: RecursiveMode, tx: mpsc::Sender<()>) -> DirWatch {
     let current = identity(std::fs::metadata(&dir).ok())
-        .and_then(|i| Some((i, start(&dir, tx.clone()).ok()?)));
+        .and_then(|i| Some((i, start(&dir, mode, tx.clone()).ok()?)));
     DirWatch {
-        task: tokio::spawn(follow(dir, tx, current)),
+        task: tokio::spawn(follow(dir, mode, tx, current)),
     }
 }
 
 type Watcher = Debouncer<RecommendedWatcher, RecommendedCache>;
 
-async fn follow(dir: PathBuf, tx: mpsc::Sender<()>, mut current: Option<(u64, Watcher)>) {
+async fn follow(
+    dir: PathBuf,
+    mode: RecursiveMode,
+    tx: mpsc::Sender<()>,
+    mut current: Option<(u64, Watcher)>,
+) {
     loop {
         tokio::time::sleep(POLL).await;
         let id = identity(tokio::fs::metadata(&dir).await.ok());
@@ -61,7 +75,7 @@ async fn follow(dir: PathBuf, tx: mpsc::Sender<()>, mut current: Option<(u64, Wa
         if id != seen {
             current = None;
             if let Some(i) = id {
-                match start(&dir, tx.clone()) {
+                match start(&dir, mode, tx.clone()) {
                     Ok(w) => current = Some((i, w)),
                     Err(e) => {
                         tracing::warn!(action = "watch_failed", dir = %dir.display(), error = %e, "cannot watch the directory; changes are noticed within a second instead");
@@ -82,6 +96,7 @@ fn identity(m: Option<std::fs::Metadata>) -> Option<u64> {
 
 fn start(
     dir: &Path,
+    mode: RecursiveMode,
     tx: mpsc::Sender<()>,
 ) -> Result<Watcher, notify_debouncer_full::notify::Error> {
     let mut deb = new_debouncer(SETTLE, None, move |r: DebounceEventResult| {
@@ -91,7 +106,7 @@ fn start(
             let _ = tx.try_send(());
         }
     })?;
-    deb.watch(dir, RecursiveMode::NonRecursive)?;
+    deb.watch(dir, mode)?;
     Ok(deb)
 }
 

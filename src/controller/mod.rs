@@ -54,6 +54,8 @@ pub struct Inputs {
     pub snippets: mpsc::Receiver<()>,
     /// Certificate files changed (issued or renewed): re-render and reload even if bytes match.
     pub certs: mpsc::Receiver<acme::CertEvent>,
+    /// Files under `CERTS/live/` changed (also by hand): re-read the certificate facts.
+    pub cert_files: mpsc::Receiver<()>,
     /// Asks the Docker watcher for a full resync.
     pub resync: Arc<Notify>,
     /// Becomes true on shutdown.
@@ -125,6 +127,7 @@ impl<A: Applier> Controller<A> {
                 Some(()) = inputs.templates.recv() => self.on_templates().await,
                 Some(()) = inputs.snippets.recv() => self.on_snippets().await,
                 Some(ev) = inputs.certs.recv() => self.on_cert_event(ev).await,
+                Some(()) = inputs.cert_files.recv() => self.refresh_certs(None).await,
                 _ = resync_tick.tick() => {
                     inputs.resync.notify_one();
                     self.refresh_certs(None).await
