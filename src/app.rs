@@ -152,19 +152,9 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         Renderer::failed(&e)
     });
     let (docker_tx, docker_rx) = mpsc::channel(1024);
-    let (tmpl_tx, tmpl_rx) = mpsc::channel(4);
-    let (snip_tx, snip_rx) = mpsc::channel(4);
-    let (certfiles_tx, certfiles_rx) = mpsc::channel(4);
-    let _cert_watch = dirwatch::watch_tree(s.opts.certs_dir.join("live"), certfiles_tx);
-    let _snippet_watch = [&s.opts.vhost_dir, &s.opts.htpasswd_dir]
-        .map(|dir| dirwatch::watch_dir(dir.clone(), snip_tx.clone()));
+    let (_watches, files) = watch_files(&s);
     let (cert_tx, cert_rx) = mpsc::channel(64);
     let resync = Arc::new(Notify::new());
-    let _template_watch = s
-        .opts
-        .template_dir
-        .clone()
-        .map(|dir| dirwatch::watch_dir(dir, tmpl_tx));
     let certs =
         (!s.opts.no_acme).then(|| acme::spawn(acme_settings(&s), cert_tx, shutdown.clone()));
     let nginx_docker = match &s.nginx {
@@ -192,9 +182,9 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     tracing::info!(action = "start", admin = %s.opts.admin_addr, docker = %s.opts.docker_host, conf = %s.opts.conf_file.display(), "vhostd running");
     let inputs = Inputs {
         docker: docker_rx,
-        templates: tmpl_rx,
-        snippets: snip_rx,
-        cert_files: certfiles_rx,
+        templates: files.templates,
+        snippets: files.snippets,
+        cert_files: files.cert_files,
         certs: cert_rx,
         resync,
         shutdown,
@@ -206,4 +196,36 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     let _ = tokio::time::timeout(Duration::from_secs(5), admin).await;
     tracing::info!(action = "stop", "vhostd stopped");
     Ok(())
+}
+
+/// What the directory watches report (one channel per kind of file).
+struct FileChanges {
+    templates: mpsc::Receiver<()>,
+    snippets: mpsc::Receiver<()>,
+    cert_files: mpsc::Receiver<()>,
+}
+
+/// Watches the template, snippet, htpasswd and `live/` certificate directories; the watches
+/// run while the returned handles live.
+fn watch_files(s: &Settings) -> (Vec<dirwatch::DirWatch>, FileChanges) {
+    let (tmpl_tx, templates) = mpsc::channel(4);
+    let (snip_tx, snippets) = mpsc::channel(4);
+    let (cert_tx, cert_files) = mpsc::channel(4);
+    let o = &s.opts;
+    let mut watches = vec![
+        dirwatch::watch_tree(o.certs_dir.join("live"), cert_tx),
+        dirwatch::watch_dir(o.vhost_dir.clone(), snip_tx.clone()),
+        dirwatch::watch_dir(o.htpasswd_dir.clone(), snip_tx),
+    ];
+    watches.extend(
+        o.template_dir
+            .clone()
+            .map(|d| dirwatch::watch_dir(d, tmpl_tx)),
+    );
+    let changes = FileChanges {
+        templates,
+        snippets,
+        cert_files,
+    };
+    (watches, changes)
 }

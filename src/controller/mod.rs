@@ -6,7 +6,9 @@
 
 pub mod apply;
 pub mod dirwatch;
+mod files;
 pub mod inventory;
+mod isolate;
 pub mod reconcile;
 pub mod report;
 #[cfg(test)]
@@ -27,7 +29,7 @@ use crate::docker::Update;
 use crate::host::HostName;
 use crate::metrics::Metrics;
 use crate::nginx::{Nginx, NginxError};
-use crate::quarantine::{Bisect, Quarantine};
+use crate::quarantine::Quarantine;
 use crate::render::{RenderSettings, Renderer};
 use crate::sites::NginxReach;
 use crate::snippets::Snippets;
@@ -36,12 +38,6 @@ use crate::status::Status;
 pub use apply::Applier;
 pub use inventory::{Change, DOCKER, Inventory};
 pub use report::Reporter;
-
-/// Marks a host among the suspects of an isolation (container ids are hex, never like this).
-const HOST_SUSPECT: &str = "host:";
-
-/// At most this many `nginx -t` runs are spent finding the containers nginx rejects.
-const MAX_ISOLATION_CHECKS: usize = 32;
 
 /// Inputs the controller listens to.
 pub struct Inputs {
@@ -175,84 +171,6 @@ impl<A: Applier> Controller<A> {
         dirty
     }
 
-    /// A certificate event; returns whether a reconcile is needed.
-    pub async fn on_cert_event(&mut self, ev: acme::CertEvent) -> bool {
-        let acme::CertEvent::Installed { key } = ev else {
-            return false;
-        };
-        tracing::info!(domain = %key, action = "cert_installed", "certificate files changed; nginx will reload");
-        self.refresh_certs(Some(key)).await;
-        self.force_reload = true;
-        true
-    }
-
-    /// Re-reads one certificate's facts (`key`), or all of them; true when they changed (then
-    /// nginx is reloaded even if the rendered bytes are the same: it reads the files itself).
-    async fn refresh_certs(&mut self, key: Option<HostName>) -> bool {
-        let mut facts = self.installed.clone();
-        let dir = self.settings.opts.certs_dir.clone();
-        let read = tokio::task::spawn_blocking(move || match key {
-            Some(k) => {
-                facts.refresh(&k);
-                facts
-            }
-            None => CertFacts::load(&dir),
-        });
-        let Ok(facts) = read.await else {
-            return false;
-        };
-        let changed = facts != self.installed;
-        self.installed = facts;
-        self.force_reload |= changed;
-        changed
-    }
-
-    /// A snippet or htpasswd directory changed: lists both again and tries every host and
-    /// container left out once more; returns whether a reconcile is needed (always).
-    pub async fn on_snippets(&mut self) -> bool {
-        let (v, h) = (
-            self.settings.opts.vhost_dir.clone(),
-            self.settings.opts.htpasswd_dir.clone(),
-        );
-        let loaded = tokio::task::spawn_blocking(move || Snippets::load(&v, &h)).await;
-        if let Ok(s) = loaded {
-            tracing::info!(action = "snippets_changed", vhost_dir = %self.settings.opts.vhost_dir.display(), htpasswd_dir = %self.settings.opts.htpasswd_dir.display(), "snippet or htpasswd files changed; nginx will be checked and reloaded");
-            self.snippets = s;
-        }
-        self.quarantine.clear();
-        self.force_reload = true;
-        self.check_files = true;
-        true
-    }
-
-    /// The template directory changed: loads it; returns whether a reconcile is needed.
-    pub async fn on_templates(&mut self) -> bool {
-        let Some(dir) = self.settings.opts.template_dir.clone() else {
-            return false;
-        };
-        let loaded = tokio::task::spawn_blocking({
-            let dir = dir.clone();
-            move || Renderer::from_dir(&dir).map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        match loaded {
-            Ok(r) => {
-                tracing::info!(action = "templates_loaded", dir = %dir.display(), "templates reloaded");
-                self.renderer = r;
-                self.template_error = None;
-                self.quarantine.clear();
-            }
-            // Logged once per distinct failure: the same broken file seen again changes nothing.
-            Err(e) if self.template_error.as_ref() == Some(&e) => return false,
-            Err(e) => {
-                tracing::error!(action = "templates_rejected", dir = %dir.display(), error = %e, "keeping the previous templates");
-                self.template_error = Some(e);
-            }
-        }
-        true
-    }
-
     /// Recomputes the desired config and makes it live if it changed.
     pub async fn reconcile(&mut self) {
         if !self.inventory.is_synced() {
@@ -345,82 +263,6 @@ impl<A: Applier> Controller<A> {
                 self.set_wanted(d, true);
             }
         }
-    }
-
-    /// The candidate without the quarantined containers and hosts, nor `leave_out`: container
-    /// ids, and hosts as [`HOST_SUSPECT`]`NAME`.
-    fn candidate(&self, reach: &NginxReach, leave_out: &BTreeSet<String>) -> Desired {
-        let settings = self.render_settings();
-        let mut snippets = self.snippets.clone();
-        for host in leave_out
-            .iter()
-            .filter_map(|s| s.strip_prefix(HOST_SUSPECT))
-        {
-            if let Ok(h) = HostName::parse(host) {
-                snippets.reject(&h, "");
-            }
-        }
-        let world = reconcile::World {
-            inventory: &self.inventory,
-            quarantine: &self.quarantine,
-            renderer: &self.renderer,
-            settings: &settings,
-            installed: &self.installed,
-            snippets: &snippets,
-            reach,
-        };
-        reconcile::candidate(&world, leave_out)
-    }
-
-    /// nginx rejected a candidate with `message`: finds the containers new since the last
-    /// accepted config, and the `hosts` with snippet files, that cause it (a few `nginx -t`
-    /// runs, nothing reloaded) and leaves them out. False when neither is the cause (a
-    /// template, a file) or it can't tell.
-    async fn isolate(&mut self, reach: &NginxReach, message: &str, hosts: &[HostName]) -> bool {
-        // Containers first: a new container is tried without its host's snippets before the
-        // snippets are, so a broken snippet is blamed on the host, not on its container.
-        let mut suspects = self.quarantine.suspects(self.inventory.containers());
-        suspects.extend(
-            hosts
-                .iter()
-                .filter(|h| self.snippets.touches(h) && !self.snippets.is_rejected(h))
-                .map(|h| format!("{HOST_SUSPECT}{h}")),
-        );
-        let mut search = Bisect::new(suspects.iter().cloned(), message, MAX_ISOLATION_CHECKS);
-        let conf = self.settings.opts.conf_file.clone();
-        while let Some(trial) = search.next_trial() {
-            let leave_out: BTreeSet<String> = suspects
-                .iter()
-                .filter(|id| !trial.contains(*id))
-                .cloned()
-                .collect();
-            let Ok(text) = self.candidate(reach, &leave_out).text else {
-                return false;
-            };
-            let verdict = match self.applier.check(&conf, &text).await {
-                Ok(()) => Ok(()),
-                Err(NginxError::Rejected { output }) => Err(output),
-                Err(e) => {
-                    tracing::warn!(action = "isolate_failed", error = %e, "cannot tell which container nginx rejects");
-                    return false;
-                }
-            };
-            search.record(verdict);
-        }
-        let Some(culprits) = search.finish() else {
-            return false;
-        };
-        for (id, message) in &culprits {
-            // Logged with the other problems (container_quarantined, host_quarantined).
-            if let Some(host) = id.strip_prefix(HOST_SUSPECT) {
-                if let Ok(h) = HostName::parse(host) {
-                    self.snippets.reject(&h, message);
-                }
-            } else if let Some(c) = self.inventory.get(id) {
-                self.quarantine.hold(c, message);
-            }
-        }
-        !culprits.is_empty()
     }
 
     /// Hands the certificate task the planned certificates; `only_live`: only those whose
