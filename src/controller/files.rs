@@ -44,19 +44,23 @@ impl<A: Applier> Controller<A> {
     /// A snippet or htpasswd directory changed: lists both again and tries every host and
     /// container left out once more; returns whether a reconcile is needed (always).
     pub async fn on_snippets(&mut self) -> bool {
-        let (v, h) = (
-            self.settings.opts.vhost_dir.clone(),
-            self.settings.opts.htpasswd_dir.clone(),
-        );
-        let loaded = tokio::task::spawn_blocking(move || Snippets::load(&v, &h)).await;
-        if let Ok(s) = loaded {
-            tracing::info!(action = "snippets_changed", vhost_dir = %self.settings.opts.vhost_dir.display(), htpasswd_dir = %self.settings.opts.htpasswd_dir.display(), "snippet or htpasswd files changed; nginx will be checked and reloaded");
-            self.snippets = s;
-        }
+        self.load_snippets().await;
+        tracing::info!(action = "snippets_changed", vhost_dir = %self.settings.opts.vhost_dir.display(), htpasswd_dir = %self.settings.opts.htpasswd_dir.display(), "snippet or htpasswd files changed; nginx will be checked and reloaded");
         self.quarantine.clear();
         self.force_reload = true;
         self.check_files = true;
         true
+    }
+
+    /// Lists the snippet and htpasswd directories (no host left out until nginx says so).
+    pub(super) async fn load_snippets(&mut self) {
+        let (v, h) = (
+            self.settings.opts.vhost_dir.clone(),
+            self.settings.opts.htpasswd_dir.clone(),
+        );
+        if let Ok(s) = tokio::task::spawn_blocking(move || Snippets::load(&v, &h)).await {
+            self.snippets = s;
+        }
     }
 
     /// The template directory changed: loads it; returns whether a reconcile is needed.

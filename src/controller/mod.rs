@@ -109,9 +109,10 @@ impl<A: Applier> Controller<A> {
 
     /// Runs until shutdown.
     pub async fn run(mut self, mut inputs: Inputs) {
+        // What is on disk at start is what the live config was made with: nothing to force.
         self.refresh_certs(None).await;
-        self.on_snippets().await;
-        self.check_files = false;
+        self.load_snippets().await;
+        self.force_reload = false;
         let o = &self.settings.opts;
         let mut debounce = Debounce::new(o.debounce, o.debounce_max);
         let mut resync_tick =
