@@ -1,23 +1,26 @@
 //! Wiring: starts the Docker watcher, template watcher, certificate task, admin server and the
 //! controller for `vhostd run`; computes one config for `vhostd render`.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use notify_debouncer_full::notify::RecursiveMode;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::acme::{self, AcmeSettings, KeyType};
 use crate::admin::{self, AdminState};
+use crate::certfacts::CertFacts;
 use crate::config::{KeyTypeArg, NginxMode, Settings};
-use crate::controller::{Controller, Inputs};
+use crate::controller::{Controller, Inputs, dirwatch};
 use crate::desired;
 use crate::docker;
+use crate::host::HostName;
 use crate::metrics::Metrics;
 use crate::nginx::Nginx;
-use crate::render::{RenderSettings, Renderer};
+use crate::render::Renderer;
 use crate::sites::{self, NginxReach};
+use crate::snippets::Snippets;
 use crate::status::Status;
 
 /// A startup failure, with what to do about it.
@@ -39,14 +42,6 @@ pub enum AppError {
     /// The templates could not be loaded or rendered (render only).
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
-    /// The template directory could not be watched.
-    #[error("cannot watch --template-dir {dir}: {detail}")]
-    Watch {
-        /// The directory.
-        dir: std::path::PathBuf,
-        /// The watcher error.
-        detail: String,
-    },
 }
 
 /// Loads the templates named by the settings (embedded unless `--template-dir`).
@@ -57,9 +52,15 @@ pub fn load_renderer(s: &Settings) -> Result<Renderer, crate::render::RenderErro
     }
 }
 
-/// `vhostd render`: the config the current Docker state gives, computed exactly as the daemon does.
+/// `vhostd render`: the config the current Docker state gives, computed exactly as the daemon
+/// does — including leaving out the containers a running daemon (at `--admin-addr`) has
+/// quarantined because nginx rejects them, so the output is what that daemon applies.
 pub async fn render_once(s: &Settings) -> Result<String, AppError> {
     let renderer = load_renderer(s)?;
+    let dir = s.opts.certs_dir.clone();
+    let installed = tokio::task::spawn_blocking(move || CertFacts::load(&dir))
+        .await
+        .unwrap_or_else(|_| CertFacts::empty(&s.opts.certs_dir));
     let docker = docker::connect(&s.opts.docker_host).await?;
     let all = docker::snapshot(&docker, &docker::ApiCounter::default()).await?;
     let reach = match &s.nginx {
@@ -73,18 +74,53 @@ pub async fn render_once(s: &Settings) -> Result<String, AppError> {
             None => None,
         },
     };
+    let (left_out, hosts_out) = daemon_quarantine(s).await;
+    let (v, h) = (s.opts.vhost_dir.clone(), s.opts.htpasswd_dir.clone());
+    let mut snippets = tokio::task::spawn_blocking(move || Snippets::load(&v, &h))
+        .await
+        .unwrap_or_else(|_| Snippets::empty(&s.opts.vhost_dir, &s.opts.htpasswd_dir));
+    for host in hosts_out.iter().filter_map(|h| HostName::parse(h).ok()) {
+        snippets.reject(&host, "the running daemon's nginx rejects its snippets");
+    }
     let d = desired::compute(
-        all.iter().filter(|c| c.running),
+        all.iter()
+            .filter(|c| c.running && !left_out.contains(&c.id)),
         &reach,
         &Default::default(),
         &renderer,
-        &RenderSettings::new(s, version),
-        &s.opts.certs_dir,
+        &crate::render::RenderSettings::new(s, version),
+        &installed,
+        &snippets,
     );
     for p in &d.sites.problems {
         tracing::warn!(container = %p.container, key = %p.key, action = "container_skipped", problem = %p.problem, "container left out or unreachable");
     }
     Ok(d.text?)
+}
+
+/// The ids of the containers and the hosts the daemon at `--admin-addr` leaves out because
+/// nginx rejects them; none when no daemon answers there (then nothing is left out).
+async fn daemon_quarantine(s: &Settings) -> (BTreeSet<String>, Vec<String>) {
+    let addr = s.opts.admin_addr;
+    let answer = admin::request(addr, "GET", "/status", Duration::from_secs(3)).await;
+    let status = match answer {
+        Ok((200, body)) => serde_json::from_str::<Status>(&body).ok(),
+        _ => None,
+    };
+    let Some(status) = status else {
+        tracing::info!(action = "render_alone", admin = %addr, "no running daemon answers at --admin-addr: nothing is left out as quarantined");
+        return Default::default();
+    };
+    for id in &status.quarantined {
+        tracing::info!(container = %id, action = "container_quarantined", "left out: the running daemon's nginx rejects it");
+    }
+    for host in &status.quarantined_hosts {
+        tracing::info!(host = %host, action = "host_quarantined", "left out: the running daemon's nginx rejects its snippets");
+    }
+    (
+        status.quarantined.into_iter().collect(),
+        status.quarantined_hosts,
+    )
 }
 
 fn acme_settings(s: &Settings) -> AcmeSettings {
@@ -123,13 +159,9 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         Renderer::failed(&e)
     });
     let (docker_tx, docker_rx) = mpsc::channel(1024);
-    let (tmpl_tx, tmpl_rx) = mpsc::channel(4);
+    let (_watches, files) = watch_files(&s);
     let (cert_tx, cert_rx) = mpsc::channel(64);
     let resync = Arc::new(Notify::new());
-    let _template_watch = match &s.opts.template_dir {
-        Some(dir) => Some(watch_templates(dir, tmpl_tx)?),
-        None => None,
-    };
     let certs =
         (!s.opts.no_acme).then(|| acme::spawn(acme_settings(&s), cert_tx, shutdown.clone()));
     let nginx_docker = match &s.nginx {
@@ -157,7 +189,9 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     tracing::info!(action = "start", admin = %s.opts.admin_addr, docker = %s.opts.docker_host, conf = %s.opts.conf_file.display(), "vhostd running");
     let inputs = Inputs {
         docker: docker_rx,
-        templates: tmpl_rx,
+        templates: files.templates,
+        snippets: files.snippets,
+        cert_files: files.cert_files,
         certs: cert_rx,
         resync,
         shutdown,
@@ -171,27 +205,34 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     Ok(())
 }
 
-type TemplateWatch = notify_debouncer_full::Debouncer<
-    notify_debouncer_full::notify::RecommendedWatcher,
-    notify_debouncer_full::RecommendedCache,
->;
+/// What the directory watches report (one channel per kind of file).
+struct FileChanges {
+    templates: mpsc::Receiver<()>,
+    snippets: mpsc::Receiver<()>,
+    cert_files: mpsc::Receiver<()>,
+}
 
-/// Watches the template directory (not files: editors and ConfigMaps swap files by rename).
-fn watch_templates(dir: &std::path::Path, tx: mpsc::Sender<()>) -> Result<TemplateWatch, AppError> {
-    let fail = |e: notify_debouncer_full::notify::Error| AppError::Watch {
-        dir: dir.into(),
-        detail: e.to_string(),
+/// Watches the template, snippet, htpasswd and `live/` certificate directories; the watches
+/// run while the returned handles live.
+fn watch_files(s: &Settings) -> (Vec<dirwatch::DirWatch>, FileChanges) {
+    let (tmpl_tx, templates) = mpsc::channel(4);
+    let (snip_tx, snippets) = mpsc::channel(4);
+    let (cert_tx, cert_files) = mpsc::channel(4);
+    let o = &s.opts;
+    let mut watches = vec![
+        dirwatch::watch_tree(o.certs_dir.join("live"), cert_tx),
+        dirwatch::watch_dir(o.vhost_dir.clone(), snip_tx.clone()),
+        dirwatch::watch_dir(o.htpasswd_dir.clone(), snip_tx),
+    ];
+    watches.extend(
+        o.template_dir
+            .clone()
+            .map(|d| dirwatch::watch_dir(d, tmpl_tx)),
+    );
+    let changes = FileChanges {
+        templates,
+        snippets,
+        cert_files,
     };
-    let mut deb = notify_debouncer_full::new_debouncer(
-        Duration::from_millis(200),
-        None,
-        move |r: notify_debouncer_full::DebounceEventResult| {
-            if r.is_ok() {
-                let _ = tx.try_send(());
-            }
-        },
-    )
-    .map_err(fail)?;
-    deb.watch(dir, RecursiveMode::NonRecursive).map_err(fail)?;
-    Ok(deb)
+    (watches, changes)
 }

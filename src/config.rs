@@ -99,6 +99,18 @@ pub struct Opts {
     /// Directory of templates overriding the embedded ones (watched for changes).
     #[arg(long, env = "VHOSTD_TEMPLATE_DIR")]
     pub template_dir: Option<PathBuf>,
+    /// Per-host nginx snippets as nginx sees them, nginx-proxy's names: HOST, HOST_location,
+    /// default, default_location (watched; missing = empty).
+    #[arg(long, env = "VHOSTD_VHOST_DIR", default_value = "/etc/nginx/vhost.d")]
+    pub vhost_dir: PathBuf,
+    /// htpasswd files as nginx sees them: a file named HOST puts that host behind basic auth
+    /// (watched; missing = empty).
+    #[arg(
+        long,
+        env = "VHOSTD_HTPASSWD_DIR",
+        default_value = "/etc/nginx/htpasswd"
+    )]
+    pub htpasswd_dir: PathBuf,
     /// nginx container name (else the one labelled vhostd.nginx=true).
     #[arg(long, env = "VHOSTD_NGINX_CONTAINER")]
     pub nginx_container: Option<String>,
@@ -236,6 +248,8 @@ impl Settings {
             ("--conf-file", &opts.conf_file),
             ("--webroot", &opts.webroot),
             ("--certs-dir", &opts.certs_dir),
+            ("--vhost-dir", &opts.vhost_dir),
+            ("--htpasswd-dir", &opts.htpasswd_dir),
         ] {
             if let Err(e) = check_path(path) {
                 errs.push(format!("{flag} {}: {e}", path.display()));

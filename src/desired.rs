@@ -1,18 +1,18 @@
 //! The desired nginx config for an inventory: sites → certificate plan → installed certificate
 //! files → rendered text. Shared by the daemon and `vhostd render`, so both give the same bytes.
 //!
-//! Pure except for reading which certificate files exist on disk and which names they hold.
+//! Pure: which certificate files exist and which names they hold come in as [`CertFacts`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::acme::certinfo::CertInfo;
 use crate::acme::{self, CertCandidate, CertPlan};
+use crate::certfacts::CertFacts;
 use crate::facts::ContainerFacts;
 use crate::host::HostName;
 use crate::labels::HttpsMethod;
 use crate::render::{self, CertFiles, RenderError, RenderSettings, Renderer};
 use crate::sites::{self, NginxReach, Problem, Sites};
+use crate::snippets::Snippets;
 
 /// Everything one reconcile decides.
 pub struct Desired {
@@ -33,12 +33,15 @@ pub fn compute<'a>(
     draining: &BTreeSet<String>,
     renderer: &Renderer,
     settings: &RenderSettings,
-    certs_dir: &Path,
+    installed: &CertFacts,
+    snippets: &Snippets,
 ) -> Desired {
     let mut sites = sites::build(containers, reach, draining);
+    snippets.take_out(&mut sites);
     let certs = acme::plan(&candidates(&sites));
-    let https = installed_certs(&mut sites, &certs, certs_dir);
-    let text = renderer.render(&render::context(&sites, &https, settings));
+    let https = installed_certs(&mut sites, &certs, installed);
+    let ctx = render::context(&sites, &https, settings).with_snippets(|h| snippets.for_host(h));
+    let text = renderer.render(&ctx);
     Desired {
         sites,
         certs,
@@ -71,19 +74,17 @@ pub fn candidates(sites: &Sites) -> Vec<CertCandidate> {
 /// (the host stays on HTTP) and reported as a problem, because nginx would reject the whole
 /// config for it and block every other change. A sound certificate that does not name the host
 /// (a name just added to a container) is not used either: the host stays on HTTP until the new
-/// certificate is in. Costs about 20 µs per certificate per reconcile (`cargo bench`).
+/// certificate is in.
 fn installed_certs(
     sites: &mut Sites,
     plan: &CertPlan,
-    certs_dir: &Path,
+    installed: &CertFacts,
 ) -> BTreeMap<HostName, CertFiles> {
     let mut out = BTreeMap::new();
     let mut damaged = Vec::new();
-    // One read per certificate, however many hosts share it.
-    let mut checked: HashMap<PathBuf, Result<Vec<String>, String>> = HashMap::new();
     for (host, site) in &sites.sites {
         if let Some((name, container)) = &site.cert_name {
-            match named_cert(certs_dir, name, host, &mut checked) {
+            match named_cert(installed, name, host) {
                 Ok(files) => {
                     out.insert(host.clone(), files);
                 }
@@ -103,17 +104,13 @@ fn installed_certs(
             .map_or_else(|| vec![host], |s| s.names.iter().collect());
         let mut problem = None;
         let mut chosen = None;
-        for p in keys
-            .into_iter()
-            .map(|k| acme::live_paths(certs_dir, k))
-            .filter(|p| p.is_installed())
-        {
-            let names = checked
-                .entry(p.fullchain.clone())
-                .or_insert_with(|| pair_names(&p.fullchain, &p.privkey));
-            match names {
-                Ok(sans) if names_host(sans, host) => {
-                    chosen = Some(p);
+        for k in keys {
+            let Some(fact) = installed.get(k) else {
+                continue;
+            };
+            match fact {
+                Ok(f) if names_host(&f.sans, host) => {
+                    chosen = Some(installed.paths(k));
                     break;
                 }
                 Ok(_) => {}
@@ -150,49 +147,23 @@ fn installed_certs(
 }
 
 /// The user-managed certificate `live/NAME/` for `host` (CERT_NAME), or why it can't be served.
-fn named_cert(
-    certs_dir: &Path,
-    name: &str,
-    host: &HostName,
-    checked: &mut HashMap<PathBuf, Result<Vec<String>, String>>,
-) -> Result<CertFiles, String> {
-    let dir = certs_dir.join("live").join(name);
-    let p = CertFiles {
-        fullchain: dir.join("fullchain.pem"),
-        privkey: dir.join("privkey.pem"),
-    };
-    if !(p.fullchain.is_file() && p.privkey.is_file()) {
-        return Err(format!(
+fn named_cert(installed: &CertFacts, name: &str, host: &HostName) -> Result<CertFiles, String> {
+    let p = installed.named_paths(name);
+    match installed.get_named(name) {
+        None => Err(format!(
             "CERT_NAME={name} but {} has no fullchain.pem and privkey.pem; put the certificate there",
-            dir.display()
-        ));
-    }
-    let names = checked
-        .entry(p.fullchain.clone())
-        .or_insert_with(|| pair_names(&p.fullchain, &p.privkey));
-    match names {
-        Ok(sans) if names_host(sans, host) => Ok(p),
-        Ok(sans) => Err(format!(
-            "CERT_NAME={name}: the certificate names {} but not {host}",
-            sans.join(", ")
+            p.dir.display()
         )),
-        Err(e) => Err(e.clone()),
+        Some(Ok(f)) if names_host(&f.sans, host) => Ok(CertFiles {
+            fullchain: p.fullchain,
+            privkey: p.privkey,
+        }),
+        Some(Ok(f)) => Err(format!(
+            "CERT_NAME={name}: the certificate names {} but not {host}",
+            f.sans.join(", ")
+        )),
+        Some(Err(e)) => Err(e.clone()),
     }
-}
-
-/// The DNS names of a certificate pair, or why nginx could not load it: the leaf must parse
-/// and the key file must hold a PEM private key. Whether the key fits the certificate is left
-/// to the certificate task ([`acme::certinfo::key_mismatch`]): during an install the two files
-/// differ for a moment, and a reconcile then must not take the host off HTTPS.
-fn pair_names(fullchain: &Path, privkey: &Path) -> Result<Vec<String>, String> {
-    let chain = std::fs::read(fullchain).map_err(|e| format!("{}: {e}", fullchain.display()))?;
-    let leaf = CertInfo::from_pem(&chain).map_err(|e| format!("{}: {e}", fullchain.display()))?;
-    let key = std::fs::read(privkey).map_err(|e| format!("{}: {e}", privkey.display()))?;
-    let marker = b"PRIVATE KEY-----";
-    if !key.windows(marker.len()).any(|w| w == marker) {
-        return Err(format!("{} holds no PEM private key", privkey.display()));
-    }
-    Ok(leaf.sans)
 }
 
 /// True when one of `sans` is `host`, or a wildcard SAN covering it (`*.a.com` names `x.a.com`).
@@ -243,19 +214,20 @@ mod tests {
         }
     }
 
-    fn desired(c: &ContainerFacts, certs_dir: &Path) -> Desired {
+    fn desired(c: &ContainerFacts, certs_dir: &std::path::Path) -> Desired {
         compute(
             [c],
             &NginxReach::Host,
             &BTreeSet::new(),
             &Renderer::embedded(),
             &settings(),
-            certs_dir,
+            &CertFacts::load(certs_dir),
+            &Snippets::empty(certs_dir, certs_dir),
         )
     }
 
     /// Writes a self-signed pair for `names` at `live/KEY/`.
-    fn install(certs_dir: &Path, key: &str, names: &[&str]) {
+    fn install(certs_dir: &std::path::Path, key: &str, names: &[&str]) {
         let live = certs_dir.join("live").join(key);
         std::fs::create_dir_all(&live).unwrap();
         let pair = rcgen::KeyPair::generate().unwrap();

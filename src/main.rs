@@ -20,8 +20,8 @@ const RENEW: Duration = Duration::from_secs(300);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.command.opts().log_format);
+    // Sized by tokio's default (one worker per core, or TOKIO_WORKER_THREADS).
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()
     {

@@ -6,7 +6,10 @@
 //! each. The controller runs the trials and leaves the culprits out, naming them, so one
 //! container nginx dislikes cannot block every other change.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::facts::ContainerFacts;
+use crate::sites::Problem;
 
 /// A search for the suspects nginx rejects (see module docs). Containers are ids.
 #[derive(Debug)]
@@ -102,6 +105,73 @@ impl Bisect {
     /// cause or the search ran out of trials (then nothing should be left out).
     pub fn finish(self) -> Option<Vec<(String, String)>> {
         (!self.gave_up && self.base_ok && self.queue.is_empty()).then_some(self.rejected)
+    }
+}
+
+/// Containers left out because nginx rejects the config they give, and the containers of the
+/// config nginx last accepted (the others are the suspects when it rejects a candidate).
+#[derive(Debug, Clone, Default)]
+pub struct Quarantine {
+    /// By id: the facts they had then and nginx's message. Tried again once their facts or
+    /// the templates change.
+    held: BTreeMap<String, (ContainerFacts, String)>,
+    live: BTreeSet<String>,
+}
+
+impl Quarantine {
+    /// True when `id` is left out.
+    pub fn holds(&self, id: &str) -> bool {
+        self.held.contains_key(id)
+    }
+
+    /// Releases the containers whose facts changed or that are gone (`current` looks one up).
+    pub fn prune<'a>(&mut self, current: impl Fn(&str) -> Option<&'a ContainerFacts>) {
+        self.held
+            .retain(|id, (facts, _)| current(id).is_some_and(|c| c == facts));
+    }
+
+    /// Releases every container (the templates changed: the verdicts may differ).
+    pub fn clear(&mut self) {
+        self.held.clear();
+    }
+
+    /// Leaves `c` out with nginx's `message`.
+    pub fn hold(&mut self, c: &ContainerFacts, message: &str) {
+        self.held
+            .insert(c.id.clone(), (c.clone(), message.to_string()));
+    }
+
+    /// Records the containers of the config nginx just accepted.
+    pub fn set_live(&mut self, ids: BTreeSet<String>) {
+        self.live = ids;
+    }
+
+    /// The containers to search when nginx rejects a candidate: routed, not live, not held.
+    pub fn suspects<'a>(&self, all: impl IntoIterator<Item = &'a ContainerFacts>) -> Vec<String> {
+        all.into_iter()
+            .filter(|c| {
+                !self.live.contains(&c.id)
+                    && !self.held.contains_key(&c.id)
+                    && crate::labels::wants_routes(c)
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// The held containers as problems (key `nginx`), with nginx's message.
+    pub fn problems(&self) -> impl Iterator<Item = Problem> + '_ {
+        self.held.values().map(|(c, message)| Problem {
+            container: c.name.clone(),
+            key: "nginx".into(),
+            problem: format!(
+                "nginx rejects the config this container gives, so it is left out until its labels change: {message}"
+            ),
+        })
+    }
+
+    /// Ids of the held containers (for `vhostd render`, through `/status`).
+    pub fn ids(&self) -> impl Iterator<Item = &String> {
+        self.held.keys()
     }
 }
 

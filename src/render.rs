@@ -12,12 +12,21 @@ use crate::host::HostName;
 use crate::labels::{HttpsMethod, NetworkAccess, Proto};
 use crate::nginx_version::NginxVersion;
 use crate::sites::{Location, Sites};
+use crate::snippets::SiteSnippets;
 
 /// The main template's name.
 pub const MAIN: &str = "nginx.conf.tera";
-const EMBEDDED: [(&str, &str); 2] = [
+const EMBEDDED: [(&str, &str); 4] = [
     (MAIN, include_str!("../templates/nginx.conf.tera")),
     ("location.tera", include_str!("../templates/location.tera")),
+    (
+        "server_snippets.tera",
+        include_str!("../templates/server_snippets.tera"),
+    ),
+    (
+        "location_snippets.tera",
+        include_str!("../templates/location_snippets.tera"),
+    ),
 ];
 
 /// A template could not be loaded or rendered.
@@ -200,6 +209,18 @@ struct SiteCtx {
     root_404: bool,
     /// This is `--default-host`: its HTTP server answers unknown hosts.
     default_server: bool,
+    /// Files from `--vhost-dir` / `--htpasswd-dir` (see [`Context::with_snippets`]).
+    snippets: SiteSnippets,
+}
+
+impl Context {
+    /// Adds each site's snippet and htpasswd files (none by default).
+    pub fn with_snippets(mut self, of: impl Fn(&HostName) -> SiteSnippets) -> Context {
+        for site in &mut self.sites {
+            site.snippets = of(&site.host);
+        }
+        self
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -283,6 +304,7 @@ pub fn context(
             root_404: !locations.iter().any(|l| l.path == "/"),
             locations,
             default_server: s.default_host.as_ref() == Some(&site.host),
+            snippets: SiteSnippets::default(),
         });
     }
     upstreams.sort_by(|a, b| a.name.cmp(&b.name));

@@ -21,6 +21,13 @@ pub struct Status {
     pub last_applied: Option<i64>,
     /// The last render/validate/reload error (nginx's own message), cleared by the next success.
     pub last_error: Option<String>,
+    /// Ids of the containers left out of the live config because nginx rejects the config
+    /// they give (`vhostd render` leaves them out too, to print what the daemon applies).
+    #[serde(default)]
+    pub quarantined: Vec<String>,
+    /// Hosts left out of the live config because nginx rejects their snippet files.
+    #[serde(default)]
+    pub quarantined_hosts: Vec<String>,
     /// Certificates (filled by the admin server from the certificate task).
     #[serde(default)]
     pub certificates: Vec<serde_json::Value>,

@@ -10,7 +10,9 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use bollard::models::ContainerInspectResponse;
+use vhostd::certfacts::CertFacts;
 use vhostd::desired;
+use vhostd::snippets::Snippets;
 use vhostd::facts::ContainerFacts;
 use vhostd::host::HostName;
 use vhostd::nginx_version::NginxVersion;
@@ -148,7 +150,8 @@ fn render_case(case: &Case, all: &[ContainerFacts], certs_dir: &Path) -> (String
         &Default::default(),
         &Renderer::embedded(),
         &settings,
-        certs_dir,
+        &CertFacts::load(certs_dir),
+        &Snippets::empty(Path::new("/etc/nginx/vhost.d"), Path::new("/etc/nginx/htpasswd")),
     );
     (d.text.unwrap(), d.sites.problems)
 }

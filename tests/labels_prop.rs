@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use bollard::models::ContainerInspectResponse;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use vhostd::certfacts::CertFacts;
 use vhostd::desired;
+use vhostd::snippets::Snippets;
 use vhostd::facts::ContainerFacts;
 use vhostd::render::{RenderSettings, Renderer};
 use vhostd::sites::NginxReach;
@@ -320,7 +322,8 @@ fn one_case(sets: &Sets, flags: Flags, scratch: &std::path::Path) -> Result<(), 
         &Default::default(),
         &Renderer::embedded(),
         &settings(flags, default_host),
-        &certs,
+        &CertFacts::load(&certs),
+        &Snippets::empty(&scratch.join("vhost.d"), &scratch.join("htpasswd")),
     );
     let text = d.text.map_err(|e| TestCaseError::fail(e.to_string()))?;
     let accepted: Vec<&str> = d.sites.routes.iter().map(|(n, _)| n.as_str()).collect();
