@@ -39,6 +39,9 @@ pub enum AppError {
     /// The templates could not be loaded or rendered (render only).
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
+    /// The admin token file could not be read (or is empty).
+    #[error("{0}")]
+    Token(String),
     /// The template directory could not be watched.
     #[error("cannot watch --template-dir {dir}: {detail}")]
     Watch {
@@ -111,6 +114,10 @@ fn acme_settings(s: &Settings) -> AcmeSettings {
 
 /// `vhostd run`: runs every task until `shutdown` becomes true.
 pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
+    let token = match &s.opts.admin_token_file {
+        Some(path) => Some(admin::read_token(path).await.map_err(AppError::Token)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(s.opts.admin_addr)
         .await
         .map_err(|source| AppError::Admin {
@@ -153,6 +160,7 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         registry: Arc::new(metrics.register()),
         metrics: metrics.clone(),
         certs: certs.clone(),
+        token,
     };
     let admin = tokio::spawn(admin::serve(listener, admin_state, shutdown.clone()));
     tracing::info!(action = "start", admin = %s.opts.admin_addr, docker = %s.opts.docker_host, conf = %s.opts.conf_file.display(), "vhostd running");

@@ -82,18 +82,36 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             print!("{}", app::render_once(&settings(o)?).await?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status(o) => {
-            let (code, body) = admin::request(o.admin_addr, "GET", "/status", QUICK).await?;
-            print_status(&body)?;
+        Command::Status { json, opts } => {
+            let (code, body) =
+                admin::request(opts.admin_addr, "GET", "/status", None, QUICK).await?;
+            if *json {
+                println!("{}", body.trim_end());
+            } else {
+                print_status(&body)?;
+            }
             Ok(if code == 200 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
         }
-        Command::Renew { domain, opts } => {
+        Command::Renew {
+            domain,
+            force,
+            opts,
+        } => {
+            let token = match &opts.admin_token_file {
+                Some(path) => Some(admin::read_token(path).await.map_err(anyhow::Error::msg)?),
+                None => None,
+            };
+            let path = if *force {
+                format!("/renew/{domain}?force=true")
+            } else {
+                format!("/renew/{domain}")
+            };
             let (code, body) =
-                admin::request(opts.admin_addr, "POST", &format!("/renew/{domain}"), RENEW).await?;
+                admin::request(opts.admin_addr, "POST", &path, token.as_deref(), RENEW).await?;
             print!("{body}");
             Ok(if code == 200 {
                 ExitCode::SUCCESS
@@ -102,7 +120,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Health(o) => {
-            let (code, body) = admin::request(o.admin_addr, "GET", "/healthz", QUICK).await?;
+            let (code, body) = admin::request(o.admin_addr, "GET", "/healthz", None, QUICK).await?;
             print!("{body}");
             Ok(if code == 200 {
                 ExitCode::SUCCESS

@@ -25,7 +25,7 @@ pub struct Decision {
 }
 
 /// Decides for one certificate (see module docs). `forced` is an admin's "renew now": it skips
-/// the backoff and the renewal time, never the self-check.
+/// the renewal time, never the backoff nor the self-check.
 pub fn decide(
     installed: Option<&CertInfo>,
     names: &[HostName],
@@ -49,10 +49,6 @@ pub fn decide(
         next_renewal,
         phase: "pending",
     };
-    if forced {
-        d.order_now = true;
-        return d;
-    }
     if let Some(at) = state.next_attempt.filter(|at| *at > now) {
         d.wake = Some(at);
         d.phase = if state.self_check_failures > 0 {
@@ -60,6 +56,10 @@ pub fn decide(
         } else {
             "backoff"
         };
+        return d;
+    }
+    if forced {
+        d.order_now = true;
         return d;
     }
     let (Some(cert), Some(renew)) = (current, next_renewal) else {
@@ -139,9 +139,11 @@ mod tests {
             "self-check failed"
         );
         assert!(
-            decide(None, &names(), &st, true, true, NOW).order_now,
-            "renew-now skips the backoff"
+            !decide(None, &names(), &st, true, true, NOW).order_now,
+            "renew-now never skips the backoff"
         );
+        let later = NOW + Duration::minutes(2);
+        assert!(decide(None, &names(), &st, true, true, later).order_now);
     }
 
     #[test]

@@ -56,7 +56,27 @@ pub struct CertHandle {
 
 enum Command {
     SetWanted(Vec<CertSpec>),
-    RenewNow(String, oneshot::Sender<Result<(), AcmeError>>),
+    RenewNow(String, bool, Waiter),
+}
+
+/// A `renew_now` caller waiting for an order's outcome.
+pub(super) type Waiter = oneshot::Sender<Result<RenewOutcome, AcmeError>>;
+
+/// A certificate issued this recently is not ordered again by renew-now without `force`.
+pub const FRESH_FOR: time::Duration = time::Duration::hours(1);
+
+/// What a renew-now request got (a refusal is an [`AcmeError`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenewOutcome {
+    /// This request started an order; a new certificate is installed.
+    Issued,
+    /// An order for the certificate was already running; its certificate is installed.
+    Joined,
+    /// The certificate was issued less than [`FRESH_FOR`] ago: nothing ordered.
+    Fresh {
+        /// When vhostd installed it.
+        issued_at: OffsetDateTime,
+    },
 }
 
 impl CertHandle {
@@ -66,12 +86,13 @@ impl CertHandle {
         let _ = self.tx.send(Command::SetWanted(specs));
     }
 
-    /// Orders the certificate keyed `key` now, skipping backoff and schedule (not the
-    /// self-check), and waits for the outcome.
-    pub async fn renew_now(&self, key: &str) -> Result<(), AcmeError> {
+    /// Renews the certificate keyed `key` now, idempotently: joins an order already running,
+    /// answers [`RenewOutcome::Fresh`] for a certificate issued within [`FRESH_FOR`] (unless
+    /// `force`), and never skips a backoff ([`AcmeError::BackingOff`]) or the self-check.
+    pub async fn renew_now(&self, key: &str, force: bool) -> Result<RenewOutcome, AcmeError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::RenewNow(key.to_string(), reply))
+            .send(Command::RenewNow(key.to_string(), force, reply))
             .map_err(|_| AcmeError::Stopped)?;
         rx.await.map_err(|_| AcmeError::Stopped)?
     }
@@ -140,13 +161,23 @@ pub(super) struct Entry {
     pub(super) running: Option<&'static str>,
     /// An admin asked to renew now.
     pub(super) forced: bool,
-    /// `renew_now` callers waiting for the next order's outcome.
-    pub(super) waiters: Vec<oneshot::Sender<Result<(), AcmeError>>>,
+    /// `renew_now` callers waiting for the next order's outcome, with what each is told on success.
+    pub(super) waiters: Vec<(Waiter, RenewOutcome)>,
     /// Last renewal time logged (log only changes).
     pub(super) logged_renewal: Option<OffsetDateTime>,
 }
 
 impl Entry {
+    /// When the installed certificate (current CA, exactly the wanted names) was issued by
+    /// vhostd, if that is less than [`FRESH_FOR`] before `now`.
+    pub(super) fn fresh(&self, directory: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let names = self.spec.names.iter().map(HostName::as_str);
+        self.current(directory)
+            .filter(|c| c.covers_exactly(names))
+            .and(self.state.issued_at)
+            .filter(|at| now - *at < FRESH_FOR)
+    }
+
     /// The installed certificate, unless another ACME directory issued it (a switch from
     /// staging to production, or to another CA): that one is replaced at once, not at its
     /// renewal time, and its id is never sent as `replaces` to a CA that did not issue it.
@@ -224,22 +255,43 @@ impl Manager {
     fn command(&mut self, c: Command) {
         match c {
             Command::SetWanted(specs) => self.set_wanted(specs),
-            Command::RenewNow(key, reply) => {
-                let entry = HostName::parse(&key)
-                    .ok()
-                    .and_then(|k| self.entries.get_mut(&k))
-                    .filter(|e| e.wanted);
-                match entry {
-                    Some(e) => {
-                        e.forced = true;
-                        e.waiters.push(reply);
-                    }
-                    None => {
-                        let _ = reply.send(Err(AcmeError::NotWanted { domain: key }));
-                    }
-                }
-            }
+            Command::RenewNow(key, force, reply) => self.renew_now(key, force, reply),
         }
+    }
+
+    /// An admin's renew-now (see [`CertHandle::renew_now`]): decided here, at once, so that a
+    /// burst of requests places at most one order.
+    fn renew_now(&mut self, key: String, force: bool, reply: Waiter) {
+        let now = self.clock.now();
+        let directory = self.ctx.settings.directory.clone();
+        let entry = HostName::parse(&key)
+            .ok()
+            .and_then(|k| self.entries.get_mut(&k))
+            .filter(|e| e.wanted);
+        let Some(e) = entry else {
+            let _ = reply.send(Err(AcmeError::NotWanted { domain: key }));
+            return;
+        };
+        let answer = if e.running == Some("order") || e.forced {
+            e.waiters.push((reply, RenewOutcome::Joined));
+            "joined"
+        } else if let Some(until) = e.state.next_attempt.filter(|t| *t > now) {
+            let _ = reply.send(Err(AcmeError::BackingOff {
+                domain: key.clone(),
+                until: fmt_time(Some(until)),
+                last_error: e.state.last_error.clone().unwrap_or_else(|| "-".into()),
+            }));
+            "backing_off"
+        } else if let Some(issued_at) = e.fresh(&directory, now).filter(|_| !force) {
+            let _ = reply.send(Ok(RenewOutcome::Fresh { issued_at }));
+            "fresh"
+        } else {
+            e.forced = true;
+            e.waiters.push((reply, RenewOutcome::Issued));
+            "ordering"
+        };
+        tracing::info!(domain = %key, container = %e.spec.container, action = "renew_requested",
+            force, answer, "renew-now requested");
     }
 
     fn set_wanted(&mut self, specs: Vec<CertSpec>) {

@@ -56,10 +56,11 @@ use std::path::PathBuf;
 
 pub use eligible::SkipReason;
 pub use error::AcmeError;
-pub use manager::{CertHandle, spawn};
+pub use manager::{CertHandle, FRESH_FOR, RenewOutcome, spawn};
 pub use order::check_profile;
 pub use plan::{CertCandidate, CertPlan, CertSpec, SkipLog, Skipped, plan};
 pub use status::CertStatus;
+pub(crate) use status::fmt_time;
 pub use store::{LivePaths, live_paths};
 
 use crate::host::HostName;

@@ -76,8 +76,8 @@ impl Manager {
         let waiters: Vec<_> = e.waiters.drain(..).collect();
         // On disk before anyone hears of it: a restart right after must not order again.
         self.save(key);
-        for w in waiters {
-            let _ = w.send(Ok(()));
+        for (w, outcome) in waiters {
+            let _ = w.send(Ok(outcome));
         }
         let _ = self.events.send(CertEvent::Installed { key: key.clone() });
     }
@@ -105,7 +105,7 @@ impl Manager {
         // The backoff is on disk before anyone hears of the failure (a restart keeps it).
         self.save(key);
         let mut first = Some(err);
-        for w in waiters {
+        for (w, _) in waiters {
             let _ = w.send(Err(first
                 .take()
                 .unwrap_or_else(|| AcmeError::Relayed(text.clone()))));
