@@ -46,8 +46,9 @@ pub async fn run_order(
     ctx: Arc<Ctx>,
     spec: CertSpec,
     replaces: Option<String>,
-    renewal: bool,
+    installed_serial: Option<String>,
 ) -> JobResult {
+    let renewal = installed_serial.is_some();
     let Ok(_permit) = ctx.permits.acquire().await else {
         return JobResult::Order(Err(AcmeError::Stopped));
     };
@@ -81,6 +82,7 @@ pub async fn run_order(
                 spec: &spec,
                 profile: profile.as_deref(),
                 replaces: replaces.as_deref(),
+                installed_serial: installed_serial.as_deref(),
             };
             match order::issue(&ctx.settings, &ctx.store, &account, req).await {
                 Err(e) if !registered_again && e.account_gone() => {

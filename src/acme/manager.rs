@@ -395,8 +395,8 @@ impl Manager {
             .filter(|_| self.ari_enabled)
             .and_then(|c| c.ari_id.clone())
             .filter(|id| e.state.issued_cert_id.as_ref() == Some(id));
-        let renewal = e.installed.is_some();
-        let fut = run_order(self.ctx.clone(), e.spec.clone(), ours, renewal);
+        let serial = e.installed.as_ref().map(|c| c.serial.clone());
+        let fut = run_order(self.ctx.clone(), e.spec.clone(), ours, serial);
         let id = self.jobs.spawn(fut).id();
         self.job_keys.insert(id, key.clone());
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::certinfo::{CertInfo, key_mismatch, split_chain};
+use super::install::{SetFile, install_set};
 use super::schedule::AriWindow;
 use crate::fsutil::write_atomic;
 use crate::host::HostName;
@@ -123,6 +124,28 @@ impl Store {
         }
     }
 
+    /// `CERTS_DIR/vhostd/`: accounts and per-certificate state.
+    pub(super) fn state_dir(&self) -> PathBuf {
+        self.certs_dir.join("vhostd")
+    }
+
+    /// Creates `vhostd/`, `vhostd/accounts/` and `vhostd/certs/` mode 0700 (and tightens them
+    /// when an older version made them wider): they hold account keys and pending orders' keys.
+    pub fn ensure_state_dirs(&self) -> io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let root = self.state_dir();
+        for dir in [root.clone(), root.join("accounts"), root.join("certs")] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
+            if fs::metadata(&dir)?.permissions().mode() & 0o777 != 0o700 {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+            }
+        }
+        Ok(())
+    }
+
     /// `live/` paths for `key`.
     pub fn live(&self, key: &HostName) -> LivePaths {
         live_paths(&self.certs_dir, key)
@@ -161,6 +184,7 @@ impl Store {
     pub fn save_state(&self, key: &HostName, state: &CertState) -> io::Result<PathBuf> {
         let path = self.state_path(key);
         let bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+        self.ensure_state_dirs()?;
         write_atomic(&path, &bytes, 0o600).map(|()| path)
     }
 
@@ -190,6 +214,7 @@ impl Store {
             credentials: creds,
         };
         let bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
+        self.ensure_state_dirs()?;
         write_atomic(&path, &bytes, 0o600).map(|()| path)
     }
 
@@ -209,7 +234,8 @@ impl Store {
         CertInfo::from_pem(&chain).ok()
     }
 
-    /// Writes the four files of a new certificate, key first (0600), then cert, chain, fullchain.
+    /// Installs a new certificate's four files as one unit (see [`super::install`]): nginx
+    /// sees the old set or the new one, never a mix.
     pub fn install(
         &self,
         key: &HostName,
@@ -221,14 +247,14 @@ impl Store {
             split_chain(fullchain).map_err(|e| (live.fullchain.clone(), io::Error::other(e)))?;
         let info = CertInfo::from_pem(leaf.as_bytes())
             .map_err(|e| (live.cert.clone(), io::Error::other(e)))?;
-        for (path, bytes, mode) in [
-            (&live.privkey, key_pem, 0o600),
-            (&live.cert, leaf.as_str(), 0o644),
-            (&live.chain, chain.as_str(), 0o644),
-            (&live.fullchain, fullchain, 0o644),
-        ] {
-            write_atomic(path, bytes.as_bytes(), mode).map_err(|e| (path.clone(), e))?;
-        }
+        let files = [
+            SetFile { name: "privkey.pem", bytes: key_pem.as_bytes(), mode: 0o600 },
+            SetFile { name: "cert.pem", bytes: leaf.as_bytes(), mode: 0o644 },
+            SetFile { name: "chain.pem", bytes: chain.as_bytes(), mode: 0o644 },
+            SetFile { name: "fullchain.pem", bytes: fullchain.as_bytes(), mode: 0o644 },
+        ];
+        let archive = self.certs_dir.join("archive").join(key.as_str());
+        install_set(&live.dir, &archive, &files).map_err(|e| (live.dir.clone(), e))?;
         Ok(info)
     }
 }

@@ -1,0 +1,99 @@
+//! The order in flight for one certificate, persisted at `vhostd/certs/KEY.order.json` (0600: it
+//! holds the new private key) so that a restart resumes it instead of placing a new order: its
+//! URL as soon as the CA created it, the key before the order is finalized. A finalized order
+//! only needs its certificate downloaded. Removed once the certificate is installed, or when the
+//! order can no longer be used.
+
+use std::io;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::jsonfile::{self, Loaded};
+use super::store::Store;
+use crate::fsutil::write_atomic;
+use crate::host::HostName;
+
+/// One order in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingOrder {
+    /// The order's URL at the CA.
+    pub url: String,
+    /// The ACME directory it belongs to (another directory's order is never resumed).
+    pub directory: String,
+    /// The names ordered (a changed name set is a new order).
+    pub names: Vec<String>,
+    /// The certificate's private key, from just before finalize on.
+    pub key_pem: Option<String>,
+    /// When the order was created (log only).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+}
+
+impl PendingOrder {
+    /// True when this order is for `names` at `directory`.
+    pub fn matches(&self, directory: &str, names: &[HostName]) -> bool {
+        self.directory == directory
+            && self.names.len() == names.len()
+            && self.names.iter().zip(names).all(|(a, b)| a == b.as_str())
+    }
+}
+
+impl Store {
+    fn pending_path(&self, key: &HostName) -> PathBuf {
+        self.state_dir().join("certs").join(format!("{key}.order.json"))
+    }
+
+    /// The order in flight for `key`, if any (a corrupt file is moved aside and logged).
+    pub fn load_pending(&self, key: &HostName) -> io::Result<Option<PendingOrder>> {
+        jsonfile::load(&self.pending_path(key)).map(Loaded::found)
+    }
+
+    /// Persists the order in flight (atomic, 0600).
+    pub fn save_pending(&self, key: &HostName, order: &PendingOrder) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(order).map_err(io::Error::other)?;
+        self.ensure_state_dirs()?;
+        write_atomic(&self.pending_path(key), &bytes, 0o600)
+    }
+
+    /// Forgets the order in flight (installed, or unusable).
+    pub fn clear_pending(&self, key: &HostName) -> io::Result<()> {
+        match std::fs::remove_file(self.pending_path(key)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn pending_orders_round_trip_0600_and_match_directory_and_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let key = HostName::parse("a.example.com").unwrap();
+        assert_eq!(store.load_pending(&key).unwrap(), None);
+        let p = PendingOrder {
+            url: "https://ca/order/1".into(),
+            directory: "https://ca/dir".into(),
+            names: vec!["a.example.com".into()],
+            key_pem: Some("KEY".into()),
+            created: time::macros::datetime!(2026-01-01 0:00 UTC),
+        };
+        store.save_pending(&key, &p).unwrap();
+        assert_eq!(store.load_pending(&key).unwrap(), Some(p.clone()));
+        let mode = std::fs::metadata(store.pending_path(&key)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(p.matches("https://ca/dir", std::slice::from_ref(&key)));
+        assert!(!p.matches("https://other/dir", std::slice::from_ref(&key)));
+        let b = HostName::parse("b.example.com").unwrap();
+        assert!(!p.matches("https://ca/dir", &[key.clone(), b]));
+        store.clear_pending(&key).unwrap();
+        store.clear_pending(&key).unwrap();
+        assert_eq!(store.load_pending(&key).unwrap(), None);
+    }
+}
