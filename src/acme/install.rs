@@ -141,19 +141,32 @@ mod tests {
             fs::read_link(&live).unwrap(),
             Path::new("../archive/a.example.com/1")
         );
-        assert_eq!(fs::read_to_string(live.join("fullchain.pem")).unwrap(), "one");
-        let key_mode = fs::metadata(live.join("privkey.pem")).unwrap().permissions().mode();
+        assert_eq!(
+            fs::read_to_string(live.join("fullchain.pem")).unwrap(),
+            "one"
+        );
+        let key_mode = fs::metadata(live.join("privkey.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(key_mode & 0o777, 0o600);
         for tag in ["two", "three"] {
             install_set(&live, &archive, &set(tag)).unwrap();
         }
-        assert_eq!(fs::read_to_string(live.join("privkey.pem")).unwrap(), "three");
+        assert_eq!(
+            fs::read_to_string(live.join("privkey.pem")).unwrap(),
+            "three"
+        );
         let mut left: Vec<String> = fs::read_dir(&archive)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["2", "3"], "older generations and the plain dir pruned");
+        assert_eq!(
+            left,
+            ["2", "3"],
+            "older generations and the plain dir pruned"
+        );
     }
 
     #[test]
@@ -167,7 +180,10 @@ mod tests {
         fs::write(archive.join(".tmp-2/privkey.pem"), "half").unwrap();
         assert_eq!(fs::read_to_string(live.join("privkey.pem")).unwrap(), "one");
         install_set(&live, &archive, &set("two")).unwrap();
-        assert_eq!(fs::read_to_string(live.join("fullchain.pem")).unwrap(), "two");
+        assert_eq!(
+            fs::read_to_string(live.join("fullchain.pem")).unwrap(),
+            "two"
+        );
         assert!(!archive.join(".tmp-2").exists());
     }
 }

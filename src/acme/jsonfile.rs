@@ -96,7 +96,10 @@ mod tests {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).unwrap();
         if fs::read(&p).is_err() {
             // (root reads anything: this half only bites as a normal user)
-            assert!(load::<u32>(&p).is_err(), "unreadable is an error, not Missing");
+            assert!(
+                load::<u32>(&p).is_err(),
+                "unreadable is an error, not Missing"
+            );
         }
     }
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ChallengeType, Identifier, NewOrder,
-    Order, OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ChallengeType,
+    Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
 };
 
 use super::certinfo::CertInfo;
@@ -73,6 +73,7 @@ pub async fn issue(
         Some(resumed) => resumed,
         None => {
             let order = new_order(account, &req).await?;
+            tracing::info!(domain = key, action = "order_created", url = %order.url(), "the CA created an order");
             let pending = PendingOrder {
                 url: order.url().to_string(),
                 directory: settings.directory.clone(),
@@ -354,17 +355,16 @@ async fn authorize(
                 challenge.token.clone(),
             );
             let body = challenge.key_authorization().as_str().to_string();
-            let path = tokio::task::spawn_blocking(move || {
-                write_challenge(&webroot, &n, &token, &body)
-            })
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r)
-            .map_err(|source| AcmeError::Io {
-                domain: name.to_string(),
-                path: settings.webroot.join(name.as_str()),
-                source,
-            })?;
+            let path =
+                tokio::task::spawn_blocking(move || write_challenge(&webroot, &n, &token, &body))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+                    .map_err(|source| AcmeError::Io {
+                        domain: name.to_string(),
+                        path: settings.webroot.join(name.as_str()),
+                        source,
+                    })?;
             tokens.0.push(path);
             // A resumed order's challenge may already be processing: the file is what it needs.
             if challenge.status == ChallengeStatus::Pending {
@@ -542,6 +542,9 @@ mod tests {
         );
         let key384 = new_key(&spec, KeyType::EcdsaP384).unwrap();
         assert_ne!(key384.len(), key.len());
-        assert!(csr(&spec, &key384).is_ok(), "a stored P-384 key signs a CSR too");
+        assert!(
+            csr(&spec, &key384).is_ok(),
+            "a stored P-384 key signs a CSR too"
+        );
     }
 }

@@ -42,7 +42,9 @@ impl PendingOrder {
 
 impl Store {
     fn pending_path(&self, key: &HostName) -> PathBuf {
-        self.state_dir().join("certs").join(format!("{key}.order.json"))
+        self.state_dir()
+            .join("certs")
+            .join(format!("{key}.order.json"))
     }
 
     /// The order in flight for `key`, if any (a corrupt file is moved aside and logged).
@@ -86,7 +88,10 @@ mod tests {
         };
         store.save_pending(&key, &p).unwrap();
         assert_eq!(store.load_pending(&key).unwrap(), Some(p.clone()));
-        let mode = std::fs::metadata(store.pending_path(&key)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(store.pending_path(&key))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(p.matches("https://ca/dir", std::slice::from_ref(&key)));
         assert!(!p.matches("https://other/dir", std::slice::from_ref(&key)));

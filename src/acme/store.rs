@@ -248,10 +248,26 @@ impl Store {
         let info = CertInfo::from_pem(leaf.as_bytes())
             .map_err(|e| (live.cert.clone(), io::Error::other(e)))?;
         let files = [
-            SetFile { name: "privkey.pem", bytes: key_pem.as_bytes(), mode: 0o600 },
-            SetFile { name: "cert.pem", bytes: leaf.as_bytes(), mode: 0o644 },
-            SetFile { name: "chain.pem", bytes: chain.as_bytes(), mode: 0o644 },
-            SetFile { name: "fullchain.pem", bytes: fullchain.as_bytes(), mode: 0o644 },
+            SetFile {
+                name: "privkey.pem",
+                bytes: key_pem.as_bytes(),
+                mode: 0o600,
+            },
+            SetFile {
+                name: "cert.pem",
+                bytes: leaf.as_bytes(),
+                mode: 0o644,
+            },
+            SetFile {
+                name: "chain.pem",
+                bytes: chain.as_bytes(),
+                mode: 0o644,
+            },
+            SetFile {
+                name: "fullchain.pem",
+                bytes: fullchain.as_bytes(),
+                mode: 0o644,
+            },
         ];
         let archive = self.certs_dir.join("archive").join(key.as_str());
         install_set(&live.dir, &archive, &files).map_err(|e| (live.dir.clone(), e))?;
