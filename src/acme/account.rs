@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 
 use super::AcmeSettings;
 use super::error::AcmeError;
+use super::jsonfile::Loaded;
 use super::store::Store;
 
 /// Accounts by contact, each restored or created at most once per process (lazily).
@@ -67,8 +68,28 @@ impl Accounts {
             source: Box::new(source),
         };
         let builder = self.builder().map_err(err)?;
-        if let Some(creds) = self.store.load_account(&directory, contact) {
-            return builder.from_credentials(creds).await.map_err(err);
+        let path = self.store.account_path(&directory, contact);
+        let (store, dir, who) = (
+            self.store.clone(),
+            directory.clone(),
+            contact.map(str::to_string),
+        );
+        let loaded = tokio::task::spawn_blocking(move || store.load_account(&dir, who.as_deref()))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|source| AcmeError::Io {
+                domain: domain.to_string(),
+                path: path.clone(),
+                source,
+            })?;
+        match loaded {
+            Loaded::Found(creds) => return builder.from_credentials(creds).await.map_err(err),
+            Loaded::Missing => {}
+            Loaded::Corrupt { moved_to } => {
+                tracing::warn!(domain, action = "account_file_replaced", path = %path.display(), moved_to = %moved_to.display(),
+                    "the account file did not parse; it was moved aside and a new account is registered");
+            }
         }
         let eab = match &self.settings.eab {
             Some((kid, hmac)) => Some(ExternalAccountKey::new(
@@ -98,7 +119,7 @@ impl Accounts {
                 path: self.store.account_path(&directory, contact),
                 source,
             })?;
-        tracing::info!(domain, action = "account-created", directory = %directory, contact = contact.unwrap_or("-"),
+        tracing::info!(domain, action = "account_created", directory = %directory, contact = contact.unwrap_or("-"),
             path = %path.display(), "ACME account registered");
         Ok(account)
     }

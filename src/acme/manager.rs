@@ -165,6 +165,9 @@ pub(super) struct Entry {
     pub(super) waiters: Vec<(Waiter, RenewOutcome)>,
     /// Last renewal time logged (log only changes).
     pub(super) logged_renewal: Option<OffsetDateTime>,
+    /// The state file is not loaded yet, or could not be read (the error, and when to try
+    /// again): nothing is ordered and nothing saved over it until it reads.
+    pub(super) unreadable: Option<(String, OffsetDateTime)>,
 }
 
 impl Entry {
@@ -224,6 +227,11 @@ impl Manager {
         mut rx: mpsc::UnboundedReceiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let store = self.ctx.store.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.ensure_state_dirs()).await {
+            tracing::error!(action = "state_dir_failed", error = %e,
+                "cannot create or tighten (0700) vhostd's state directories under --certs-dir");
+        }
         while !*shutdown.borrow() {
             let now = self.clock.now();
             let sleep = self.step(now).map_or(MAX_SLEEP, |at| {
@@ -272,7 +280,12 @@ impl Manager {
             let _ = reply.send(Err(AcmeError::NotWanted { domain: key }));
             return;
         };
-        let answer = if e.running == Some("order") || e.forced {
+        let answer = if let Some((error, _)) = &e.unreadable {
+            let _ = reply.send(Err(AcmeError::Relayed(format!(
+                "{key}: its state file cannot be read ({error}); nothing ordered until it can"
+            ))));
+            "state_unreadable"
+        } else if e.running == Some("order") || e.forced {
             e.waiters.push((reply, RenewOutcome::Joined));
             "joined"
         } else if let Some(until) = e.state.next_attempt.filter(|t| *t > now) {
@@ -308,8 +321,10 @@ impl Manager {
                 self.prepare_webroot(&spec);
             }
             let store = &self.ctx.store;
+            let now = self.clock.now();
             let e = self.entries.entry(key.clone()).or_insert_with(|| Entry {
-                state: store.load_state(&key),
+                state: CertState::default(),
+                unreadable: Some((String::new(), now)),
                 installed: store.installed(&key),
                 spec: spec.clone(),
                 wanted: true,
@@ -353,6 +368,10 @@ impl Manager {
             else {
                 continue;
             };
+            if let Some(retry) = load_state(&self.ctx.store, &key, e, now) {
+                wake = [wake, Some(retry)].into_iter().flatten().min();
+                continue;
+            }
             let directory = &self.ctx.settings.directory;
             let d = decide(
                 e.current(directory),
@@ -436,17 +455,58 @@ impl Manager {
                     .as_deref()
                     .or(self.ctx.settings.profile.as_deref());
                 let ordering = e.running == Some("order");
-                status_of(
+                let mut state = e.state.clone();
+                if let Some((error, _)) = &e.unreadable {
+                    state.last_error =
+                        Some(format!("cannot read its state file: {error}; retrying"));
+                }
+                let mut st = status_of(
                     key,
                     &e.spec,
                     e.installed.as_ref(),
-                    &e.state,
+                    &state,
                     &d,
                     profile,
                     ordering,
-                )
+                );
+                if e.unreadable.is_some() {
+                    st.state = "state unreadable".into();
+                }
+                st
             })
             .collect();
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = list;
+    }
+}
+
+/// How long an unreadable state file waits before it is read again.
+const UNREADABLE_RETRY: time::Duration = time::Duration::seconds(30);
+
+/// Loads `e`'s state file when it is due (first use, or retry after a read error). Returns the
+/// next retry while it cannot be read: a read error is logged and retried, never taken as a
+/// fresh start (that would reset the backoff).
+fn load_state(
+    store: &Store,
+    key: &HostName,
+    e: &mut Entry,
+    now: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    let (_, retry) = e.unreadable.as_ref()?;
+    if *retry > now {
+        return Some(*retry);
+    }
+    match store.load_state(key) {
+        Ok(state) => {
+            e.state = state;
+            e.unreadable = None;
+            None
+        }
+        Err(err) => {
+            tracing::error!(domain = %key, container = %e.spec.container, action = "state_unreadable",
+                error = %err, "cannot read the certificate's state file; nothing is ordered until it reads (retrying)");
+            let retry = now + UNREADABLE_RETRY;
+            e.unreadable = Some((err.to_string(), retry));
+            Some(retry)
+        }
     }
 }

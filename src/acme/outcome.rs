@@ -154,7 +154,7 @@ impl Manager {
     }
 
     fn save(&self, key: &HostName) {
-        let Some(e) = self.entries.get(key) else {
+        let Some(e) = self.entries.get(key).filter(|e| e.unreadable.is_none()) else {
             return;
         };
         if let Err(err) = self.ctx.store.save_state(key, &e.state) {
@@ -182,6 +182,86 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("status never matched: {:#?}", h.status());
+    }
+
+    fn settings(dir: &std::path::Path) -> AcmeSettings {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        AcmeSettings {
+            directory: "https://127.0.0.1:9/dir".into(),
+            ca_bundle: None,
+            email: None,
+            eab: None,
+            profile: None,
+            key_type: KeyType::EcdsaP256,
+            certs_dir: dir.join("certs"),
+            webroot: dir.join("www"),
+            self_check: dead,
+            concurrency: 1,
+        }
+    }
+
+    /// Issue 7 item 8: a state file that can't be read is reported and retried; nothing is
+    /// attempted (which would reset its backoff) until it reads, and then its backoff holds.
+    #[tokio::test(start_paused = true)]
+    async fn unreadable_state_is_reported_and_retried_never_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = HostName::parse("a.example.com").unwrap();
+        let state_file = dir.path().join("certs/vhostd/certs/a.example.com.json");
+        std::fs::create_dir_all(state_file.join("in-the-way")).unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let (_stop, stop_rx) = watch::channel(false);
+        let h = spawn(settings(dir.path()), tx, stop_rx);
+        h.set_wanted(vec![CertSpec {
+            key: name.clone(),
+            names: vec![name.clone()],
+            email: None,
+            profile: None,
+            container: "c".into(),
+        }]);
+        let st = status_when(&h, |s| s.state == "state unreadable").await;
+        assert!(
+            st.last_error
+                .unwrap()
+                .contains("cannot read its state file"),
+            "reported"
+        );
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "no attempt while the state is unreadable"
+        );
+        assert!(
+            state_file.join("in-the-way").is_dir(),
+            "nothing written over it"
+        );
+        let e = h.renew_now("a.example.com", true).await.unwrap_err();
+        assert!(e.to_string().contains("state file cannot be read"), "{e}");
+
+        std::fs::remove_dir_all(&state_file).unwrap();
+        let until = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
+        let state = crate::acme::store::CertState {
+            failures: 3,
+            next_attempt: Some(until),
+            last_error: Some("rate limited".into()),
+            ..Default::default()
+        };
+        Store::new(&dir.path().join("certs"))
+            .save_state(&name, &state)
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        let st = status_when(&h, |s| s.state == "backoff").await;
+        assert_eq!(
+            (st.attempts, st.next_attempt),
+            (3, Some(until)),
+            "backoff kept"
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "still no attempt: the backoff holds"
+        );
     }
 
     /// Paused time: a failing self-check is retried after 1 min, then 10 min; state is on disk.
@@ -239,7 +319,9 @@ mod tests {
             step >= time::Duration::minutes(10),
             "second step is 10 min: {step}"
         );
-        let state = Store::new(&dir.path().join("certs")).load_state(&name);
+        let state = Store::new(&dir.path().join("certs"))
+            .load_state(&name)
+            .unwrap();
         assert_eq!((state.self_check_failures, state.failures), (2, 0));
     }
 }
