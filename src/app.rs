@@ -109,6 +109,7 @@ fn acme_settings(s: &Settings) -> AcmeSettings {
             .self_check_addr
             .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], o.http_port))),
         concurrency: o.acme_concurrency,
+        nginx_proxy_certs: o.nginx_proxy_certs.clone(),
     }
 }
 

@@ -165,6 +165,10 @@ pub struct Opts {
     /// Admin HTTP address: /healthz, /readyz, /metrics, /status, /renew.
     #[arg(long, env = "VHOSTD_ADMIN_ADDR", default_value = "127.0.0.1:9180")]
     pub admin_addr: SocketAddr,
+    /// nginx-proxy / acme-companion certificate directory (HOST.crt + HOST.key), read-only:
+    /// a matching, unexpired pair is served as is and renewed at its own renewal time.
+    #[arg(long, env = "VHOSTD_NGINX_PROXY_CERTS")]
+    pub nginx_proxy_certs: Option<PathBuf>,
     /// File holding the token that non-GET admin requests (renew) must send; required when
     /// --admin-addr is not loopback. `vhostd renew` reads the same file to send it.
     #[arg(long, env = "VHOSTD_ADMIN_TOKEN_FILE")]

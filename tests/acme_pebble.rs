@@ -83,6 +83,7 @@ impl Env {
             webroot: self.webroot.clone(),
             self_check: ([127, 0, 0, 1], self.nginx.http_port).into(),
             concurrency: 4,
+            nginx_proxy_certs: None,
         }
     }
 }

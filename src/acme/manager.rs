@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::{Id, JoinSet};
 
 use super::account::Accounts;
+use super::adopt;
 use super::certinfo::CertInfo;
 use super::decide::decide;
 use super::error::AcmeError;
@@ -320,21 +321,28 @@ impl Manager {
             {
                 self.prepare_webroot(&spec);
             }
-            let store = &self.ctx.store;
             let now = self.clock.now();
-            let e = self.entries.entry(key.clone()).or_insert_with(|| Entry {
-                state: CertState::default(),
-                unreadable: Some((String::new(), now)),
-                installed: store.installed(&key),
-                spec: spec.clone(),
-                wanted: true,
-                running: None,
-                forced: false,
-                waiters: Vec::new(),
-                logged_renewal: None,
-            });
-            e.spec = spec;
-            e.wanted = true;
+            if !self.entries.contains_key(&key) {
+                let installed = self.installed_or_adopted(&spec, now);
+                self.entries.insert(
+                    key.clone(),
+                    Entry {
+                        state: CertState::default(),
+                        unreadable: Some((String::new(), now)),
+                        installed,
+                        spec: spec.clone(),
+                        wanted: true,
+                        running: None,
+                        forced: false,
+                        waiters: Vec::new(),
+                        logged_renewal: None,
+                    },
+                );
+            }
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.spec = spec;
+                e.wanted = true;
+            }
         }
         self.entries.retain(|key, e| {
             if !e.wanted && e.running.is_none() {
@@ -343,6 +351,41 @@ impl Manager {
             }
             e.wanted || e.running.is_some()
         });
+    }
+
+    /// The certificate installed under `live/KEY/`; failing that, a usable pair from
+    /// `--nginx-proxy-certs`, installed there as is (announced like an issued certificate).
+    fn installed_or_adopted(&self, spec: &CertSpec, now: OffsetDateTime) -> Option<CertInfo> {
+        let store = &self.ctx.store;
+        let installed = store.installed(&spec.key);
+        let dir = self.ctx.settings.nginx_proxy_certs.as_deref();
+        let (None, Some(dir)) = (&installed, dir) else {
+            return installed;
+        };
+        let found = match adopt::find(dir, spec, now) {
+            Ok(found) => found?,
+            Err(reason) => {
+                tracing::warn!(domain = %spec.key, container = %spec.container, action = "cert_not_adopted",
+                    %reason, "existing certificate not usable; ordering a new one");
+                return None;
+            }
+        };
+        match store.install(&spec.key, &found.fullchain, &found.key_pem) {
+            Ok(info) => {
+                tracing::info!(domain = %spec.key, container = %spec.container, action = "cert_adopted",
+                    path = %found.crt.display(), serial = %info.serial, not_after = %fmt_time(Some(info.validity.not_after)),
+                    "existing certificate installed as is; renewed at its own renewal time");
+                let _ = self.events.send(CertEvent::Installed {
+                    key: spec.key.clone(),
+                });
+                Some(info)
+            }
+            Err((path, e)) => {
+                tracing::error!(domain = %spec.key, action = "cert_not_adopted", path = %path.display(), error = %e,
+                    "cannot install the existing certificate");
+                None
+            }
+        }
     }
 
     /// Creates `WEBROOT/NAME/.well-known/acme-challenge/` for every name (nginx's route target).

@@ -35,6 +35,7 @@ fn is_bad_nonce(e: &instant_acme::Error) -> bool {
 }
 
 mod account;
+mod adopt;
 pub mod backoff;
 pub mod certinfo;
 mod decide;
@@ -104,6 +105,9 @@ pub struct AcmeSettings {
     pub self_check: SocketAddr,
     /// Orders running at once (at least 1).
     pub concurrency: usize,
+    /// nginx-proxy's certificate directory (`HOST.crt` + `HOST.key`), read-only: pairs there
+    /// are adopted instead of ordered (see `adopt`).
+    pub nginx_proxy_certs: Option<PathBuf>,
 }
 
 impl fmt::Debug for AcmeSettings {
@@ -120,6 +124,7 @@ impl fmt::Debug for AcmeSettings {
             .field("webroot", &self.webroot)
             .field("self_check", &self.self_check)
             .field("concurrency", &self.concurrency)
+            .field("nginx_proxy_certs", &self.nginx_proxy_certs)
             .finish()
     }
 }

@@ -200,6 +200,7 @@ mod tests {
             webroot: dir.join("www"),
             self_check: dead,
             concurrency: 1,
+            nginx_proxy_certs: None,
         }
     }
 
@@ -283,6 +284,7 @@ mod tests {
             webroot: dir.path().join("www"),
             self_check: dead,
             concurrency: 1,
+            nginx_proxy_certs: None,
         };
         let (tx, mut rx) = mpsc::channel(8);
         let (_stop, stop_rx) = watch::channel(false);
