@@ -100,11 +100,7 @@ async fn metrics(State(s): State<AdminState>) -> Response {
 async fn status(State(s): State<AdminState>) -> Response {
     let mut st = s.status.read().map(|st| st.clone()).unwrap_or_default();
     if let Some(c) = &s.certs {
-        st.certificates = c
-            .status()
-            .into_iter()
-            .filter_map(|c| serde_json::to_value(c).ok())
-            .collect();
+        st.certificates = c.status();
     }
     axum::Json(st).into_response()
 }

@@ -271,6 +271,27 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
             && table.contains("issuer=Pebble Intermediate"),
         "{table}"
     );
+    // For people: whole-second dates with a distance, plain (no colour codes) when piped.
+    assert!(
+        table.contains(" UTC (in ") && table.contains(" days)"),
+        "{table}"
+    );
+    assert!(
+        !table.contains('\x1b'),
+        "colour codes in piped output: {table}"
+    );
+    assert!(
+        !table.contains(".0") || !table.contains("Z"),
+        "no RFC 3339 fractions: {table}"
+    );
+    // For scripts: `--json` is the very document GET /status serves.
+    let out = Command::new(support::vhostd::bin())
+        .args(["status", "--json", "--admin-addr", &admin])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, v.status(), "vhostd status --json == GET /status");
     let out = Command::new(support::vhostd::bin())
         .args(["renew", "a.certs.test", "--admin-addr", &admin])
         .output()

@@ -1,7 +1,7 @@
 //! [`CertStatus`]: one certificate as `/status` and `vhostd status` show it. Plain data, built by
 //! the manager from its state; no I/O.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::certinfo::CertInfo;
@@ -11,7 +11,7 @@ use super::store::CertState;
 use crate::host::HostName;
 
 /// One wanted certificate: what is installed, when it renews, what went wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertStatus {
     /// The certificate's key (first name; `live/KEY/`).
     pub key: String,
