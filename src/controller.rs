@@ -120,12 +120,10 @@ impl Controller {
                     self.reload_templates();
                     debounce.mark(Instant::now());
                 }
-                Some(ev) = inputs.certs.recv() => {
-                    if let acme::CertEvent::Installed { key } = ev {
-                        tracing::info!(domain = %key, action = "cert_installed", "certificate files changed; nginx will reload");
-                        self.force_reload = true;
-                        debounce.mark(Instant::now());
-                    }
+                Some(acme::CertEvent::Installed { key }) = inputs.certs.recv() => {
+                    tracing::info!(domain = %key, action = "cert_installed", "certificate files changed; nginx will reload");
+                    self.force_reload = true;
+                    debounce.mark(Instant::now());
                 }
                 _ = resync_tick.tick() => inputs.resync.notify_one(),
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {

@@ -12,14 +12,14 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::{Id, JoinSet};
 
 use super::account::Accounts;
-use super::adopt;
 use super::certinfo::CertInfo;
 use super::decide::decide;
 use super::error::AcmeError;
 use super::jobs::{Ctx, JobResult, poll_ari, run_order};
 use super::plan::CertSpec;
+use super::renew::{RenewOutcome, Waiter};
 use super::status::{CertStatus, fmt_time, status_of};
-use super::store::{CertState, Store, challenge_dir};
+use super::store::{CertState, Store};
 use super::{AcmeSettings, CertEvent};
 use crate::host::HostName;
 
@@ -58,26 +58,6 @@ pub struct CertHandle {
 enum Command {
     SetWanted(Vec<CertSpec>),
     RenewNow(String, bool, Waiter),
-}
-
-/// A `renew_now` caller waiting for an order's outcome.
-pub(super) type Waiter = oneshot::Sender<Result<RenewOutcome, AcmeError>>;
-
-/// A certificate issued this recently is not ordered again by renew-now without `force`.
-pub const FRESH_FOR: time::Duration = time::Duration::hours(1);
-
-/// What a renew-now request got (a refusal is an [`AcmeError`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RenewOutcome {
-    /// This request started an order; a new certificate is installed.
-    Issued,
-    /// An order for the certificate was already running; its certificate is installed.
-    Joined,
-    /// The certificate was issued less than [`FRESH_FOR`] ago: nothing ordered.
-    Fresh {
-        /// When vhostd installed it.
-        issued_at: OffsetDateTime,
-    },
 }
 
 impl CertHandle {
@@ -172,16 +152,6 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    /// When the installed certificate (current CA, exactly the wanted names) was issued by
-    /// vhostd, if that is less than [`FRESH_FOR`] before `now`.
-    pub(super) fn fresh(&self, directory: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        let names = self.spec.names.iter().map(HostName::as_str);
-        self.current(directory)
-            .filter(|c| c.covers_exactly(names))
-            .and(self.state.issued_at)
-            .filter(|at| now - *at < FRESH_FOR)
-    }
-
     /// The installed certificate, unless another ACME directory issued it (a switch from
     /// staging to production, or to another CA): that one is replaced at once, not at its
     /// renewal time, and its id is never sent as `replaces` to a CA that did not issue it.
@@ -235,6 +205,7 @@ impl Manager {
         }
         while !*shutdown.borrow() {
             let now = self.clock.now();
+            self.load_due(now).await;
             let sleep = self.step(now).map_or(MAX_SLEEP, |at| {
                 Duration::try_from(at - now)
                     .unwrap_or_default()
@@ -248,154 +219,23 @@ impl Manager {
             };
             match wake {
                 Wake::Command(None) | Wake::Shutdown => break,
-                Wake::Command(Some(c)) => self.command(c),
-                Wake::Job(Ok((id, result))) => self.finished(id, result),
+                Wake::Command(Some(c)) => self.command(c).await,
+                Wake::Job(Ok((id, result))) => self.finished(id, result).await,
                 Wake::Job(Err(e)) => {
                     let failed =
                         AcmeError::Relayed(format!("internal error in certificate job: {e}"));
-                    self.finished(e.id(), JobResult::Order(Err(failed)));
+                    self.finished(e.id(), JobResult::Order(Err(failed))).await;
                 }
                 Wake::Timer => {}
             }
         }
-        tracing::debug!(action = "acme-stopped", "certificate task stopped");
+        tracing::debug!(action = "acme_stopped", "certificate task stopped");
     }
 
-    fn command(&mut self, c: Command) {
+    async fn command(&mut self, c: Command) {
         match c {
-            Command::SetWanted(specs) => self.set_wanted(specs),
+            Command::SetWanted(specs) => self.set_wanted(specs).await,
             Command::RenewNow(key, force, reply) => self.renew_now(key, force, reply),
-        }
-    }
-
-    /// An admin's renew-now (see [`CertHandle::renew_now`]): decided here, at once, so that a
-    /// burst of requests places at most one order.
-    fn renew_now(&mut self, key: String, force: bool, reply: Waiter) {
-        let now = self.clock.now();
-        let directory = self.ctx.settings.directory.clone();
-        let entry = HostName::parse(&key)
-            .ok()
-            .and_then(|k| self.entries.get_mut(&k))
-            .filter(|e| e.wanted);
-        let Some(e) = entry else {
-            let _ = reply.send(Err(AcmeError::NotWanted { domain: key }));
-            return;
-        };
-        let answer = if let Some((error, _)) = &e.unreadable {
-            let _ = reply.send(Err(AcmeError::Relayed(format!(
-                "{key}: its state file cannot be read ({error}); nothing ordered until it can"
-            ))));
-            "state_unreadable"
-        } else if e.running == Some("order") || e.forced {
-            e.waiters.push((reply, RenewOutcome::Joined));
-            "joined"
-        } else if let Some(until) = e.state.next_attempt.filter(|t| *t > now) {
-            let _ = reply.send(Err(AcmeError::BackingOff {
-                domain: key.clone(),
-                until: fmt_time(Some(until)),
-                last_error: e.state.last_error.clone().unwrap_or_else(|| "-".into()),
-            }));
-            "backing_off"
-        } else if let Some(issued_at) = e.fresh(&directory, now).filter(|_| !force) {
-            let _ = reply.send(Ok(RenewOutcome::Fresh { issued_at }));
-            "fresh"
-        } else {
-            e.forced = true;
-            e.waiters.push((reply, RenewOutcome::Issued));
-            "ordering"
-        };
-        tracing::info!(domain = %key, container = %e.spec.container, action = "renew_requested",
-            force, answer, "renew-now requested");
-    }
-
-    fn set_wanted(&mut self, specs: Vec<CertSpec>) {
-        for e in self.entries.values_mut() {
-            e.wanted = false;
-        }
-        for spec in specs {
-            let key = spec.key.clone();
-            if self
-                .entries
-                .get(&key)
-                .is_none_or(|e| e.spec.names != spec.names)
-            {
-                self.prepare_webroot(&spec);
-            }
-            let now = self.clock.now();
-            if !self.entries.contains_key(&key) {
-                let installed = self.installed_or_adopted(&spec, now);
-                self.entries.insert(
-                    key.clone(),
-                    Entry {
-                        state: CertState::default(),
-                        unreadable: Some((String::new(), now)),
-                        installed,
-                        spec: spec.clone(),
-                        wanted: true,
-                        running: None,
-                        forced: false,
-                        waiters: Vec::new(),
-                        logged_renewal: None,
-                    },
-                );
-            }
-            if let Some(e) = self.entries.get_mut(&key) {
-                e.spec = spec;
-                e.wanted = true;
-            }
-        }
-        self.entries.retain(|key, e| {
-            if !e.wanted && e.running.is_none() {
-                tracing::info!(domain = %key, container = %e.spec.container, action = "cert-unwanted",
-                    "no longer wanted: renewal stops, files kept");
-            }
-            e.wanted || e.running.is_some()
-        });
-    }
-
-    /// The certificate installed under `live/KEY/`; failing that, a usable pair from
-    /// `--nginx-proxy-certs`, installed there as is (announced like an issued certificate).
-    fn installed_or_adopted(&self, spec: &CertSpec, now: OffsetDateTime) -> Option<CertInfo> {
-        let store = &self.ctx.store;
-        let installed = store.installed(&spec.key);
-        let dir = self.ctx.settings.nginx_proxy_certs.as_deref();
-        let (None, Some(dir)) = (&installed, dir) else {
-            return installed;
-        };
-        let found = match adopt::find(dir, spec, now) {
-            Ok(found) => found?,
-            Err(reason) => {
-                tracing::warn!(domain = %spec.key, container = %spec.container, action = "cert_not_adopted",
-                    %reason, "existing certificate not usable; ordering a new one");
-                return None;
-            }
-        };
-        match store.install(&spec.key, &found.fullchain, &found.key_pem) {
-            Ok(info) => {
-                tracing::info!(domain = %spec.key, container = %spec.container, action = "cert_adopted",
-                    path = %found.crt.display(), serial = %info.serial, not_after = %fmt_time(Some(info.validity.not_after)),
-                    "existing certificate installed as is; renewed at its own renewal time");
-                let _ = self.events.send(CertEvent::Installed {
-                    key: spec.key.clone(),
-                });
-                Some(info)
-            }
-            Err((path, e)) => {
-                tracing::error!(domain = %spec.key, action = "cert_not_adopted", path = %path.display(), error = %e,
-                    "cannot install the existing certificate");
-                None
-            }
-        }
-    }
-
-    /// Creates `WEBROOT/NAME/.well-known/acme-challenge/` for every name (nginx's route target).
-    fn prepare_webroot(&self, spec: &CertSpec) {
-        for name in &spec.names {
-            let dir = challenge_dir(&self.ctx.settings.webroot, name);
-            if let Err(e) = std::fs::create_dir_all(&dir) {
-                tracing::warn!(domain = %name, container = %spec.container, action = "webroot-failed",
-                    path = %dir.display(), error = %e, "cannot create the challenge directory");
-            }
         }
     }
 
@@ -411,8 +251,8 @@ impl Manager {
             else {
                 continue;
             };
-            if let Some(retry) = load_state(&self.ctx.store, &key, e, now) {
-                wake = [wake, Some(retry)].into_iter().flatten().min();
+            if let Some((_, retry)) = &e.unreadable {
+                wake = [wake, Some(*retry)].into_iter().flatten().min();
                 continue;
             }
             let directory = &self.ctx.settings.directory;
@@ -425,13 +265,13 @@ impl Manager {
                 now,
             );
             if d.order_now && e.installed.is_some() && e.current(directory).is_none() {
-                tracing::info!(domain = %key, container = %e.spec.container, action = "ca-changed",
+                tracing::info!(domain = %key, container = %e.spec.container, action = "ca_changed",
                     issued_by = %e.state.directory.as_deref().unwrap_or("-"), directory = %directory,
                     "certificate is from another ACME directory; ordering from the current one");
             }
             if d.phase == "valid" && d.next_renewal != e.logged_renewal {
                 e.logged_renewal = d.next_renewal;
-                tracing::info!(domain = %key, container = %e.spec.container, action = "renewal-scheduled",
+                tracing::info!(domain = %key, container = %e.spec.container, action = "renewal_scheduled",
                     at = %fmt_time(d.next_renewal), not_after = %fmt_time(e.installed.as_ref().map(|c| c.validity.not_after)),
                     "certificate valid; renewal scheduled");
             }
@@ -519,37 +359,5 @@ impl Manager {
             })
             .collect();
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = list;
-    }
-}
-
-/// How long an unreadable state file waits before it is read again.
-const UNREADABLE_RETRY: time::Duration = time::Duration::seconds(30);
-
-/// Loads `e`'s state file when it is due (first use, or retry after a read error). Returns the
-/// next retry while it cannot be read: a read error is logged and retried, never taken as a
-/// fresh start (that would reset the backoff).
-fn load_state(
-    store: &Store,
-    key: &HostName,
-    e: &mut Entry,
-    now: OffsetDateTime,
-) -> Option<OffsetDateTime> {
-    let (_, retry) = e.unreadable.as_ref()?;
-    if *retry > now {
-        return Some(*retry);
-    }
-    match store.load_state(key) {
-        Ok(state) => {
-            e.state = state;
-            e.unreadable = None;
-            None
-        }
-        Err(err) => {
-            tracing::error!(domain = %key, container = %e.spec.container, action = "state_unreadable",
-                error = %err, "cannot read the certificate's state file; nothing is ordered until it reads (retrying)");
-            let retry = now + UNREADABLE_RETRY;
-            e.unreadable = Some((err.to_string(), retry));
-            Some(retry)
-        }
     }
 }

@@ -49,10 +49,12 @@ mod order;
 mod outcome;
 mod pending;
 pub mod plan;
+mod renew;
 pub mod schedule;
 mod selfcheck;
 mod status;
 pub mod store;
+mod wanted;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -60,9 +62,10 @@ use std::path::PathBuf;
 
 pub use eligible::SkipReason;
 pub use error::AcmeError;
-pub use manager::{CertHandle, FRESH_FOR, RenewOutcome, spawn};
+pub use manager::{CertHandle, spawn};
 pub use order::check_profile;
 pub use plan::{CertCandidate, CertPlan, CertSpec, SkipLog, Skipped, plan};
+pub use renew::{FRESH_FOR, RenewOutcome};
 pub use status::CertStatus;
 pub(crate) use status::fmt_time;
 pub use store::{LivePaths, live_paths};
@@ -129,19 +132,13 @@ impl fmt::Debug for AcmeSettings {
     }
 }
 
-/// What the certificate task tells the controller.
+/// What the certificate task tells the controller. (Failures are not events: they are in the
+/// status and metrics, read when asked.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertEvent {
     /// New files under `live/KEY/`: re-render (the HTTPS block may now exist) and reload nginx.
     Installed {
         /// The certificate's key.
         key: HostName,
-    },
-    /// An attempt failed (already logged); for metrics and alerts.
-    Failed {
-        /// The certificate's key.
-        key: HostName,
-        /// The error, as text.
-        error: String,
     },
 }

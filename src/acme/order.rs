@@ -265,7 +265,7 @@ async fn new_order(account: &Account, req: &OrderRequest<'_>) -> Result<Order, A
         match nonce_retry!(account.new_order(&base().replaces(cert_id.clone())).await) {
             Ok(o) => return Ok(o),
             Err(e) if retry_without_replaces(&e) => {
-                tracing::info!(domain = key, action = "replaces-dropped", error = %e,
+                tracing::info!(domain = key, action = "replaces_dropped", error = %e,
                     "renewal order refused with `replaces`; ordering without it");
             }
             Err(e) => return Err(AcmeError::protocol(key, "new order", e)),

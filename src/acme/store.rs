@@ -230,7 +230,7 @@ impl Store {
         let chain = fs::read(&live.fullchain).ok()?;
         let privkey = fs::read_to_string(&live.privkey).ok()?;
         if key_mismatch(&chain, &privkey) {
-            tracing::warn!(domain = %key, action = "cert-torn", path = %live.dir.display(),
+            tracing::warn!(domain = %key, action = "cert_torn", path = %live.dir.display(),
                 "the private key does not belong to the certificate (interrupted install?); ordering a new pair");
             return None;
         }
