@@ -247,7 +247,7 @@ mod tests {
             last_error: error.map(str::to_string),
             attempts: u32::from(error.is_some()),
             next_attempt: error.map(|_| NOW + time::Duration::minutes(10)),
-            state: state.into(),
+            state: serde_json::from_value(serde_json::Value::from(state)).unwrap(),
         }
     }
 

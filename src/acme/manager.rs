@@ -18,7 +18,7 @@ use super::error::AcmeError;
 use super::jobs::{Ctx, JobResult, poll_ari, run_order};
 use super::plan::CertSpec;
 use super::renew::{RenewOutcome, Waiter};
-use super::status::{CertStatus, fmt_time, status_of};
+use super::status::{CertStatus, Phase, fmt_time, status_of};
 use super::store::{CertState, Store};
 use super::{AcmeSettings, CertEvent};
 use crate::host::HostName;
@@ -128,6 +128,15 @@ async fn forward(mut rx: mpsc::UnboundedReceiver<CertEvent>, tx: mpsc::Sender<Ce
     }
 }
 
+/// The kind of job out for a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Job {
+    /// An order (self-check, then ACME).
+    Order,
+    /// An ARI poll.
+    Ari,
+}
+
 /// One wanted (or just unwanted, job still out) certificate.
 pub(super) struct Entry {
     /// What is wanted.
@@ -139,7 +148,7 @@ pub(super) struct Entry {
     /// In the last `set_wanted`.
     pub(super) wanted: bool,
     /// A job is out for this certificate (`order` or `ari`).
-    pub(super) running: Option<&'static str>,
+    pub(super) running: Option<Job>,
     /// An admin asked to renew now.
     pub(super) forced: bool,
     /// `renew_now` callers waiting for the next order's outcome, with what each is told on success.
@@ -269,7 +278,7 @@ impl Manager {
                     issued_by = %e.state.directory.as_deref().unwrap_or("-"), directory = %directory,
                     "certificate is from another ACME directory; ordering from the current one");
             }
-            if d.phase == "valid" && d.next_renewal != e.logged_renewal {
+            if d.phase == Phase::Valid && d.next_renewal != e.logged_renewal {
                 e.logged_renewal = d.next_renewal;
                 tracing::info!(domain = %key, container = %e.spec.container, action = "renewal_scheduled",
                     at = %fmt_time(d.next_renewal), not_after = %fmt_time(e.installed.as_ref().map(|c| c.validity.not_after)),
@@ -290,7 +299,7 @@ impl Manager {
         let Some(e) = self.entries.get_mut(key) else {
             return;
         };
-        e.running = Some("order");
+        e.running = Some(Job::Order);
         // `replaces` is an ARI field: a CA known to have no ARI is not asked for it.
         let ours = e
             .current(&self.ctx.settings.directory)
@@ -310,7 +319,7 @@ impl Manager {
         let Some(cert_id) = e.installed.as_ref().and_then(|c| c.ari_id.clone()) else {
             return;
         };
-        e.running = Some("ari");
+        e.running = Some(Job::Ari);
         let id = self
             .jobs
             .spawn(poll_ari(self.ctx.clone(), e.spec.clone(), cert_id))
@@ -337,7 +346,7 @@ impl Manager {
                     .profile
                     .as_deref()
                     .or(self.ctx.settings.profile.as_deref());
-                let ordering = e.running == Some("order");
+                let ordering = e.running == Some(Job::Order);
                 let mut state = e.state.clone();
                 if let Some((error, _)) = &e.unreadable {
                     state.last_error =
@@ -353,7 +362,7 @@ impl Manager {
                     ordering,
                 );
                 if e.unreadable.is_some() {
-                    st.state = "state unreadable".into();
+                    st.state = Phase::StateUnreadable;
                 }
                 st
             })

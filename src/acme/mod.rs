@@ -66,8 +66,8 @@ pub use manager::{CertHandle, spawn};
 pub use order::check_profile;
 pub use plan::{CertCandidate, CertPlan, CertSpec, SkipLog, Skipped, plan};
 pub use renew::{FRESH_FOR, RenewOutcome};
-pub use status::CertStatus;
 pub(crate) use status::fmt_time;
+pub use status::{CertStatus, Phase};
 pub use store::{LivePaths, live_paths};
 
 use crate::host::HostName;

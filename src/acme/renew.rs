@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use super::error::AcmeError;
-use super::manager::{Entry, Manager};
+use super::manager::{Entry, Job, Manager};
 use super::status::fmt_time;
 use crate::host::HostName;
 
@@ -61,7 +61,7 @@ impl Manager {
                 "{key}: its state file cannot be read ({error}); nothing ordered until it can"
             ))));
             "state_unreadable"
-        } else if e.running == Some("order") || e.forced {
+        } else if e.running == Some(Job::Order) || e.forced {
             e.waiters.push((reply, RenewOutcome::Joined));
             "joined"
         } else if let Some(until) = e.state.next_attempt.filter(|t| *t > now) {
