@@ -13,7 +13,7 @@ use instant_acme::{
 
 use super::certinfo::CertInfo;
 use super::error::AcmeError;
-use super::pending::PendingOrder;
+use super::pending::{PendingOrder, blocking, forget_pending, resume, save_pending};
 use super::plan::CertSpec;
 use super::store::{Store, write_challenge};
 use super::{AcmeSettings, KeyType};
@@ -141,104 +141,6 @@ async fn finish(
         })?;
     forget_pending(store, &spec.key).await;
     Ok(info)
-}
-
-/// The order a previous run left in flight, when it is for the same names at the same CA and
-/// the CA still has it usable; an unusable one is forgotten (logged) and None returned.
-async fn resume(
-    settings: &AcmeSettings,
-    store: &Store,
-    account: &Account,
-    req: &OrderRequest<'_>,
-) -> Result<Option<(Order, PendingOrder)>, AcmeError> {
-    let spec = req.spec;
-    let (st, k) = (store.clone(), spec.key.clone());
-    let loaded = blocking(move || st.load_pending(&k).map_err(|e| (PathBuf::new(), e)))
-        .await
-        .and_then(|r| r)
-        .map_err(|(_, source)| AcmeError::Io {
-            domain: spec.key.to_string(),
-            path: PathBuf::from(format!("vhostd/certs/{}.order.json", spec.key)),
-            source,
-        })?;
-    let Some(pending) = loaded else {
-        return Ok(None);
-    };
-    if !pending.matches(&settings.directory, &spec.names) {
-        forget_pending(store, &spec.key).await;
-        return Ok(None);
-    }
-    let mut order = match nonce_retry!(account.order(pending.url.clone()).await) {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::info!(domain = %spec.key, action = "order_not_resumed", url = %pending.url, error = %e,
-                "the order left in flight is gone at the CA; placing a new one");
-            forget_pending(store, &spec.key).await;
-            return Ok(None);
-        }
-    };
-    let status = order.state().status;
-    let usable = match status {
-        OrderStatus::Pending | OrderStatus::Ready => true,
-        OrderStatus::Processing => pending.key_pem.is_some(),
-        OrderStatus::Valid => {
-            pending.key_pem.is_some() && !already_installed(&mut order, req.installed_serial).await
-        }
-        _ => false,
-    };
-    tracing::info!(domain = %spec.key, action = if usable { "order_resumed" } else { "order_not_resumed" },
-        url = %pending.url, status = ?status, "order left in flight by an earlier run");
-    if !usable {
-        forget_pending(store, &spec.key).await;
-        return Ok(None);
-    }
-    Ok(Some((order, pending)))
-}
-
-/// True when a valid order's certificate is the one already installed (the crash came after
-/// the install): it must not be installed again as if it were a renewal.
-async fn already_installed(order: &mut Order, installed_serial: Option<&str>) -> bool {
-    let Some(serial) = installed_serial else {
-        return false;
-    };
-    match order.certificate().await {
-        Ok(Some(chain)) => CertInfo::from_pem(chain.as_bytes()).is_ok_and(|c| c.serial == serial),
-        _ => false,
-    }
-}
-
-async fn save_pending(
-    store: &Store,
-    key: &HostName,
-    pending: &PendingOrder,
-) -> Result<(), AcmeError> {
-    let (st, k, p) = (store.clone(), key.clone(), pending.clone());
-    blocking(move || st.save_pending(&k, &p).map_err(|e| (PathBuf::new(), e)))
-        .await
-        .and_then(|r| r)
-        .map_err(|(_, source)| AcmeError::Io {
-            domain: key.to_string(),
-            path: PathBuf::from(format!("vhostd/certs/{key}.order.json")),
-            source,
-        })
-}
-
-/// Removes the pending-order file; a failure is logged (a stale file is resumed or dropped later).
-async fn forget_pending(store: &Store, key: &HostName) {
-    let (st, k) = (store.clone(), key.clone());
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || st.clear_pending(&k)).await {
-        tracing::warn!(domain = %key, action = "pending_order_not_removed", error = %e,
-            "cannot remove the pending-order file");
-    }
-}
-
-/// Runs blocking file work off the async worker threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, (PathBuf, std::io::Error)> + Send + 'static,
-) -> Result<Result<T, (PathBuf, std::io::Error)>, (PathBuf, std::io::Error)> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| (PathBuf::new(), std::io::Error::other(e)))
 }
 
 fn retry() -> RetryPolicy {
