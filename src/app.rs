@@ -42,6 +42,9 @@ pub enum AppError {
     /// The templates could not be loaded or rendered (render only).
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
+    /// The admin token file could not be read (or is empty).
+    #[error("{0}")]
+    Token(String),
 }
 
 /// Loads the templates named by the settings (embedded unless `--template-dir`).
@@ -102,7 +105,7 @@ pub async fn render_once(s: &Settings) -> Result<String, AppError> {
 /// nginx rejects them; none when no daemon answers there (then nothing is left out).
 async fn daemon_quarantine(s: &Settings) -> (BTreeSet<String>, Vec<String>) {
     let addr = s.opts.admin_addr;
-    let answer = admin::request(addr, "GET", "/status", Duration::from_secs(3)).await;
+    let answer = admin::request(addr, "GET", "/status", None, Duration::from_secs(3)).await;
     let status = match answer {
         Ok((200, body)) => serde_json::from_str::<Status>(&body).ok(),
         _ => None,
@@ -141,11 +144,16 @@ fn acme_settings(s: &Settings) -> AcmeSettings {
             .self_check_addr
             .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], o.http_port))),
         concurrency: o.acme_concurrency,
+        nginx_proxy_certs: o.nginx_proxy_certs.clone(),
     }
 }
 
 /// `vhostd run`: runs every task until `shutdown` becomes true.
 pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
+    let token = match &s.opts.admin_token_file {
+        Some(path) => Some(admin::read_token(path).await.map_err(AppError::Token)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(s.opts.admin_addr)
         .await
         .map_err(|source| AppError::Admin {
@@ -184,6 +192,7 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         registry: Arc::new(metrics.register()),
         metrics: metrics.clone(),
         certs: certs.clone(),
+        token,
     };
     let admin = tokio::spawn(admin::serve(listener, admin_state, shutdown.clone()));
     tracing::info!(action = "start", admin = %s.opts.admin_addr, docker = %s.opts.docker_host, conf = %s.opts.conf_file.display(), "vhostd running");

@@ -32,11 +32,23 @@ pub enum Command {
     /// Print the config the current Docker state gives; change nothing.
     Render(Opts),
     /// Show sites, upstreams and certificates of a running daemon (asks --admin-addr).
-    Status(Opts),
-    /// Ask a running daemon to renew DOMAIN's certificate now.
+    Status {
+        /// Print the daemon's /status document as JSON (for scripts) instead of the table.
+        #[arg(long, env = "VHOSTD_STATUS_JSON", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+        json: bool,
+        /// Shared flags.
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// Ask a running daemon to renew DOMAIN's certificate now (idempotent: an order already
+    /// running is joined, a certificate issued within the hour is kept, a backoff is honoured).
     Renew {
         /// The certificate's domain (its first name).
         domain: String,
+        /// Order even when the certificate was issued within the last hour (still one order at
+        /// a time per certificate, and never during a backoff).
+        #[arg(long, env = "VHOSTD_RENEW_FORCE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+        force: bool,
         /// Shared flags.
         #[command(flatten)]
         opts: Opts,
@@ -49,8 +61,8 @@ impl Command {
     /// The shared flags of any subcommand.
     pub fn opts(&self) -> &Opts {
         match self {
-            Command::Run(o) | Command::Render(o) | Command::Status(o) | Command::Health(o) => o,
-            Command::Renew { opts, .. } => opts,
+            Command::Run(o) | Command::Render(o) | Command::Health(o) => o,
+            Command::Status { opts, .. } | Command::Renew { opts, .. } => opts,
         }
     }
 }
@@ -165,6 +177,14 @@ pub struct Opts {
     /// Admin HTTP address: /healthz, /readyz, /metrics, /status, /renew.
     #[arg(long, env = "VHOSTD_ADMIN_ADDR", default_value = "127.0.0.1:9180")]
     pub admin_addr: SocketAddr,
+    /// nginx-proxy / acme-companion certificate directory (HOST.crt + HOST.key), read-only:
+    /// a matching, unexpired pair is served as is and renewed at its own renewal time.
+    #[arg(long, env = "VHOSTD_NGINX_PROXY_CERTS")]
+    pub nginx_proxy_certs: Option<PathBuf>,
+    /// File holding the token that non-GET admin requests (renew) must send; required when
+    /// --admin-addr is not loopback. `vhostd renew` reads the same file to send it.
+    #[arg(long, env = "VHOSTD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "VHOSTD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -237,8 +257,16 @@ pub struct Settings {
 
 /// Every problem found in the flags, reported together.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid settings:\n  - {}", .0.join("\n  - "))]
+#[error("invalid settings:{}", list(.0))]
 pub struct SettingsError(pub Vec<String>);
+
+/// One problem stays on one line; several are listed one per line.
+fn list(errs: &[String]) -> String {
+    match errs {
+        [one] => format!(" {one}"),
+        many => format!("\n  - {}", many.join("\n  - ")),
+    }
+}
 
 impl Settings {
     /// Validates `opts` (and `ACME_CA_URI` from `ca_uri_env`), collecting every error at once.
@@ -278,6 +306,12 @@ impl Settings {
         }
         if opts.acme_eab_kid.is_some() != opts.acme_eab_hmac_key.is_some() {
             errs.push("--acme-eab-kid and --acme-eab-hmac-key go together".into());
+        }
+        if !opts.admin_addr.ip().is_loopback() && opts.admin_token_file.is_none() {
+            errs.push(format!(
+                "--admin-addr {} is not loopback: set --admin-token-file so that renew requests need a token",
+                opts.admin_addr
+            ));
         }
         let nginx = match (&opts.nginx_cmd, &opts.nginx_container) {
             (Some(_), Some(_)) => {
@@ -385,6 +419,17 @@ mod tests {
         ]);
         let e = Settings::from_opts(o, None).unwrap_err();
         assert_eq!(e.0.len(), 3, "{e}");
+    }
+
+    #[test]
+    fn a_non_loopback_admin_address_needs_a_token() {
+        let e = Settings::from_opts(opts(&["--admin-addr", "0.0.0.0:9180"]), None).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("--admin-token-file"), "{text}");
+        let ok = opts(&["--admin-addr", "0.0.0.0:9180", "--admin-token-file", "/t"]);
+        assert!(Settings::from_opts(ok, None).is_ok());
+        assert!(Settings::from_opts(opts(&["--admin-addr", "[::1]:9180"]), None).is_ok());
     }
 
     #[test]

@@ -82,18 +82,36 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             print!("{}", app::render_once(&settings(o)?).await?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status(o) => {
-            let (code, body) = admin::request(o.admin_addr, "GET", "/status", QUICK).await?;
-            print_status(&body)?;
+        Command::Status { json, opts } => {
+            let (code, body) =
+                admin::request(opts.admin_addr, "GET", "/status", None, QUICK).await?;
+            if *json {
+                println!("{}", body.trim_end());
+            } else {
+                print_status(&body)?;
+            }
             Ok(if code == 200 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
         }
-        Command::Renew { domain, opts } => {
+        Command::Renew {
+            domain,
+            force,
+            opts,
+        } => {
+            let token = match &opts.admin_token_file {
+                Some(path) => Some(admin::read_token(path).await.map_err(anyhow::Error::msg)?),
+                None => None,
+            };
+            let path = if *force {
+                format!("/renew/{domain}?force=true")
+            } else {
+                format!("/renew/{domain}")
+            };
             let (code, body) =
-                admin::request(opts.admin_addr, "POST", &format!("/renew/{domain}"), RENEW).await?;
+                admin::request(opts.admin_addr, "POST", &path, token.as_deref(), RENEW).await?;
             print!("{body}");
             Ok(if code == 200 {
                 ExitCode::SUCCESS
@@ -102,7 +120,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Health(o) => {
-            let (code, body) = admin::request(o.admin_addr, "GET", "/healthz", QUICK).await?;
+            let (code, body) = admin::request(o.admin_addr, "GET", "/healthz", None, QUICK).await?;
             print!("{body}");
             Ok(if code == 200 {
                 ExitCode::SUCCESS
@@ -113,80 +131,12 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Prints `/status` as a table: sites and upstreams, certificates, problems.
+/// Prints `/status` as a table for people (colour only on a terminal, and not under NO_COLOR).
 fn print_status(body: &str) -> anyhow::Result<()> {
     let st: vhostd::status::Status =
         serde_json::from_str(body).context("the daemon's /status answer is not JSON")?;
-    println!(
-        "ready: {}   docker: {}   containers: {}",
-        st.ready,
-        if st.docker_connected {
-            "connected"
-        } else {
-            "DISCONNECTED"
-        },
-        st.containers
-    );
-    if let Some(e) = &st.last_error {
-        println!("last error: {e}");
-    }
-    println!("\n{:<40} {:<6} {:<16} UPSTREAMS", "SITE", "HTTPS", "PATH");
-    for s in &st.sites {
-        for l in &s.locations {
-            let servers = if l.servers.is_empty() {
-                "(none: 503)".to_string()
-            } else {
-                l.servers.join(" ")
-            };
-            println!(
-                "{:<40} {:<6} {:<16} {}",
-                s.host,
-                if s.https { "yes" } else { "no" },
-                l.path,
-                servers
-            );
-        }
-    }
-    if !st.certificates.is_empty() {
-        println!("\nCERTIFICATES");
-        for c in &st.certificates {
-            let f = |k: &str| match c.get(k) {
-                None | Some(serde_json::Value::Null) => "-".to_string(),
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-            };
-            let names = c
-                .get("names")
-                .and_then(|n| n.as_array())
-                .map(|n| {
-                    n.iter()
-                        .filter_map(|v| v.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            println!(
-                "{:<40} state={} not_after={} next_renewal={} last_error={}\n{:<40} names={} issuer={} profile={}",
-                f("key"),
-                f("state"),
-                f("not_after"),
-                f("next_renewal"),
-                f("last_error"),
-                "",
-                names,
-                f("issuer"),
-                f("profile"),
-            );
-        }
-    }
-    for p in &st.problems {
-        println!(
-            "PROBLEM container={} key={}: {}",
-            p.container, p.key, p.problem
-        );
-    }
-    for s in &st.skipped_certificates {
-        println!("NO CERTIFICATE {s}");
-    }
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let now = time::OffsetDateTime::now_utc();
+    print!("{}", vhostd::status::table(&st, now, colour));
     Ok(())
 }

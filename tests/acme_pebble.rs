@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use vhostd::acme::certinfo::CertInfo;
 use vhostd::acme::{
     self, AcmeError, AcmeSettings, CertEvent, CertHandle, CertSpec, CertStatus, KeyType,
+    RenewOutcome,
 };
 use vhostd::host::HostName;
 
@@ -82,6 +83,7 @@ impl Env {
             webroot: self.webroot.clone(),
             self_check: ([127, 0, 0, 1], self.nginx.http_port).into(),
             concurrency: 4,
+            nginx_proxy_certs: None,
         }
     }
 }
@@ -143,6 +145,16 @@ async fn next_event(rx: &mut mpsc::Receiver<CertEvent>) -> CertEvent {
         .await
         .expect("a CertEvent within 10 s")
         .expect("channel open")
+}
+
+/// Watches Pebble's order count for `window` and fails the moment it moves past `n`: "no new
+/// order" holds over a whole window (the manager decides on every wake-up), not at one instant.
+async fn orders_stay(pebble: &support::pebble::Pebble, n: usize, window: Duration, why: &str) {
+    let end = tokio::time::Instant::now() + window;
+    while tokio::time::Instant::now() < end {
+        assert_eq!(pebble.order_count(), n, "{why}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn mode(p: &Path) -> u32 {
@@ -216,7 +228,7 @@ async fn issues_san_certificate_then_restart_does_not_order_again() {
 
     // "Restart": a new task over the same directories. The certificate is valid and not due.
     drop(t);
-    let mut t = spawn(env.settings());
+    let t = spawn(env.settings());
     t.handle.set_wanted(vec![wanted.clone()]);
     let st = wait_status(&t.handle, key, Duration::from_secs(5), |_| true).await;
     assert_eq!(st.state, "valid", "{st:#?}");
@@ -225,17 +237,42 @@ async fn issues_san_certificate_then_restart_does_not_order_again() {
         st.next_renewal.unwrap() > OffsetDateTime::now_utc() + time::Duration::days(365),
         "5-year Pebble cert: {st:#?}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        env.pebble.order_count(),
+    orders_stay(
+        &env.pebble,
         1,
-        "no second order after a restart"
-    );
+        Duration::from_secs(3),
+        "no second order after a restart",
+    )
+    .await;
+    // ... nor after another restart (the state written by the first restart is as good).
+    drop(t);
+    let mut t = spawn(env.settings());
+    t.handle.set_wanted(vec![wanted.clone()]);
+    wait_status(&t.handle, key, Duration::from_secs(5), |s| {
+        s.state == "valid"
+    })
+    .await;
+    orders_stay(
+        &env.pebble,
+        1,
+        Duration::from_secs(3),
+        "no order after a second restart",
+    )
+    .await;
     assert!(t.events.try_recv().is_err(), "no event: nothing changed");
     assert_eq!(serial_on_disk(&env.certs, key), info.serial);
 
     // An admin's renew-now orders at once, with the stored account (no new registration).
-    t.handle.renew_now(key).await.expect("renew now");
+    // Renew-now of a certificate issued within the hour: answered with what is there.
+    let fresh = t.handle.renew_now(key, false).await.expect("renew now");
+    assert!(matches!(fresh, RenewOutcome::Fresh { .. }), "{fresh:?}");
+    assert_eq!(
+        env.pebble.order_count(),
+        1,
+        "a fresh certificate is not re-ordered"
+    );
+    let forced = t.handle.renew_now(key, true).await.expect("renew --force");
+    assert_eq!(forced, RenewOutcome::Issued);
     assert_eq!(
         next_event(&mut t.events).await,
         CertEvent::Installed {
@@ -252,7 +289,7 @@ async fn issues_san_certificate_then_restart_does_not_order_again() {
         .count();
     assert_eq!(registrations, 1, "the account is reused across restarts");
     assert!(matches!(
-        t.handle.renew_now("other.vhostd.test").await,
+        t.handle.renew_now("other.vhostd.test", true).await,
         Err(AcmeError::NotWanted { .. })
     ));
 
@@ -286,12 +323,13 @@ async fn issues_san_certificate_then_restart_does_not_order_again() {
         s.state == "valid"
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        env.pebble.order_count(),
+    orders_stay(
+        &env.pebble,
         3,
-        "no order after the switch settled"
-    );
+        Duration::from_secs(3),
+        "no order after the switch settled",
+    )
+    .await;
 
     // A pair torn by a crash between the key and the certificate writes is not "installed":
     // the next start orders a matching pair instead of leaving nginx a key that does not fit.
@@ -425,9 +463,79 @@ async fn unreachable_ca_backs_off_and_keeps_running() {
         wait > time::Duration::seconds(30) && wait <= time::Duration::seconds(60),
         "first backoff step is 1 min: {wait}"
     );
-    // The task is alive and answers; an explicit renew fails with the CA error, not "stopped".
-    let e = t.handle.renew_now(key).await.unwrap_err();
-    assert!(matches!(e, AcmeError::Account { .. }), "{e}");
-    let st = wait_status(&t.handle, key, Duration::from_secs(5), |s| s.attempts == 2).await;
-    assert_eq!(st.state, "backoff");
+    // The task is alive and answers; renew-now (even forced) never bypasses the backoff.
+    for force in [false, true] {
+        let e = t.handle.renew_now(key, force).await.unwrap_err();
+        assert!(matches!(e, AcmeError::BackingOff { .. }), "{e}");
+        assert!(
+            e.to_string().contains("ACME account"),
+            "names the last error: {e}"
+        );
+    }
+    let st = wait_status(&t.handle, key, Duration::from_secs(5), |_| true).await;
+    assert_eq!((st.state.as_str(), st.attempts), ("backoff", 1), "{st:#?}");
+}
+
+/// Issue 7 item 1: a burst of renew-now places at most one order per certificate; `force` orders
+/// a fresh certificate, but concurrent forced requests still share one order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_now_is_idempotent_and_force_is_one_order_at_a_time() {
+    let env = Env::start("acme_renew_idem", PebbleOpts::default());
+    let key = "idem.vhostd.test";
+    let mut t = spawn(env.settings());
+    t.handle.set_wanted(vec![spec(&[key])]);
+    wait_status(&t.handle, key, Duration::from_secs(60), |s| {
+        s.state == "valid"
+    })
+    .await;
+    next_event(&mut t.events).await;
+    assert_eq!(env.pebble.order_count(), 1);
+
+    let burst: Vec<_> = (0..11)
+        .map(|_| {
+            let h = t.handle.clone();
+            tokio::spawn(async move { h.renew_now(key, false).await })
+        })
+        .collect();
+    for b in burst {
+        let r = b.await.unwrap().expect("answered");
+        assert!(matches!(r, RenewOutcome::Fresh { .. }), "{r:?}");
+    }
+    orders_stay(
+        &env.pebble,
+        1,
+        Duration::from_secs(2),
+        "11 renew-now placed an order",
+    )
+    .await;
+
+    let forced: Vec<_> = (0..5)
+        .map(|_| {
+            let h = t.handle.clone();
+            tokio::spawn(async move { h.renew_now(key, true).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for f in forced {
+        outcomes.push(f.await.unwrap().expect("forced renew"));
+    }
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == RenewOutcome::Issued)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, RenewOutcome::Issued | RenewOutcome::Joined))
+    );
+    assert_eq!(
+        env.pebble.order_count(),
+        2,
+        "five concurrent --force: one order"
+    );
+    assert_eq!(env.pebble.issued_count(), 2);
 }

@@ -271,8 +271,43 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
             && table.contains("issuer=Pebble Intermediate"),
         "{table}"
     );
+    // For people: whole-second dates with a distance, plain (no colour codes) when piped.
+    assert!(
+        table.contains(" UTC (in ") && table.contains(" days)"),
+        "{table}"
+    );
+    assert!(
+        !table.contains('\x1b'),
+        "colour codes in piped output: {table}"
+    );
+    assert!(
+        !table.contains(".0") || !table.contains("Z"),
+        "no RFC 3339 fractions: {table}"
+    );
+    // For scripts: `--json` is the very document GET /status serves.
+    let out = Command::new(support::vhostd::bin())
+        .args(["status", "--json", "--admin-addr", &admin])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, v.status(), "vhostd status --json == GET /status");
     let out = Command::new(support::vhostd::bin())
         .args(["renew", "a.certs.test", "--admin-addr", &admin])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("less than an hour ago; nothing ordered"),
+        "{said}"
+    );
+    assert_eq!(
+        env.pebble.order_count(),
+        orders,
+        "renew of a fresh certificate ordered"
+    );
+    let out = Command::new(support::vhostd::bin())
+        .args(["renew", "--force", "a.certs.test", "--admin-addr", &admin])
         .output()
         .unwrap();
     assert!(
@@ -291,7 +326,7 @@ fn certificates_are_issued_served_and_not_reordered_after_restarts() {
     wait_for(T, "b's certificate no longer in /status", || {
         cert_status(&v, "b.certs.test").is_null().then_some(())
     });
-    assert!(v.log_text().contains("cert-unwanted"));
+    assert!(v.log_text().contains("cert_unwanted"));
     let b_live = v.certs_dir.join("live/b.certs.test");
     assert!(b_live.join("fullchain.pem").is_file() && b_live.join("privkey.pem").is_file());
 }
@@ -505,4 +540,83 @@ fn the_self_check_goes_where_self_check_addr_says() {
         "{st}"
     );
     assert_eq!(env.pebble.order_count(), 0);
+}
+
+/// Issue 7 item 1: non-GET admin requests need the token of `--admin-token-file` (compared
+/// exactly), `vhostd renew` sends it from the same file, and a non-loopback `--admin-addr`
+/// without a token is refused at start with one line.
+#[test]
+fn admin_token_guards_renew_and_non_loopback_needs_one() {
+    let env = Env::start("certs_admin_token", PebbleOpts::default());
+    let port = free_port();
+    let out = Command::new(support::vhostd::bin())
+        .args(["run", "--admin-addr", &format!("0.0.0.0:{port}")])
+        .args(["--certs-dir", env.dir.join("refused").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started without a token: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    assert!(
+        err.contains("--admin-addr 0.0.0.0") && err.contains("--admin-token-file"),
+        "{err}"
+    );
+
+    let token_file = env.dir.join("admin.token");
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let p = free_port();
+    let _app = env.engine.web(
+        "token-app",
+        p,
+        &[
+            ("VIRTUAL_HOST", "token.certs.test"),
+            ("VIRTUAL_PORT", &p.to_string()),
+        ],
+    );
+    let v = env.vhostd(&["--admin-token-file", token_file.to_str().unwrap()]);
+    wait_state(&v, "token.certs.test", "valid");
+    let admin = format!("127.0.0.1:{}", v.admin_port);
+    let post = |auth: Option<&str>| {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"]);
+        if let Some(a) = auth {
+            c.args(["-H", a]);
+        }
+        let out = c
+            .arg(format!("http://{admin}/renew/token.certs.test"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(post(None), "401");
+    assert_eq!(post(Some("Authorization: Bearer s3cret-tokem")), "401");
+    assert_eq!(post(Some("Authorization: Bearer s3cret-token")), "200");
+    assert_eq!(
+        http_get(v.admin_port, "127.0.0.1", "/status").status,
+        200,
+        "GET needs no token"
+    );
+    let renew = |with_token: bool| {
+        let mut c = Command::new(support::vhostd::bin());
+        c.args(["renew", "token.certs.test", "--admin-addr", &admin]);
+        if with_token {
+            c.args(["--admin-token-file", token_file.to_str().unwrap()]);
+        }
+        c.output().unwrap()
+    };
+    let out = renew(false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--admin-token-file"));
+    let out = renew(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        env.pebble.order_count(),
+        1,
+        "a fresh certificate: no second order"
+    );
+    assert!(v.log_text().contains("admin_unauthorized"));
 }

@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 
 use super::AcmeSettings;
 use super::error::AcmeError;
+use super::jsonfile::Loaded;
 use super::store::Store;
 
 /// Accounts by contact, each restored or created at most once per process (lazily).
@@ -67,8 +68,28 @@ impl Accounts {
             source: Box::new(source),
         };
         let builder = self.builder().map_err(err)?;
-        if let Some(creds) = self.store.load_account(&directory, contact) {
-            return builder.from_credentials(creds).await.map_err(err);
+        let path = self.store.account_path(&directory, contact);
+        let (store, dir, who) = (
+            self.store.clone(),
+            directory.clone(),
+            contact.map(str::to_string),
+        );
+        let loaded = tokio::task::spawn_blocking(move || store.load_account(&dir, who.as_deref()))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|source| AcmeError::Io {
+                domain: domain.to_string(),
+                path: path.clone(),
+                source,
+            })?;
+        match loaded {
+            Loaded::Found(creds) => return builder.from_credentials(creds).await.map_err(err),
+            Loaded::Missing => {}
+            Loaded::Corrupt { moved_to } => {
+                tracing::warn!(domain, action = "account_file_replaced", path = %path.display(), moved_to = %moved_to.display(),
+                    "the account file did not parse; it was moved aside and a new account is registered");
+            }
         }
         let eab = match &self.settings.eab {
             Some((kid, hmac)) => Some(ExternalAccountKey::new(
@@ -98,7 +119,7 @@ impl Accounts {
                 path: self.store.account_path(&directory, contact),
                 source,
             })?;
-        tracing::info!(domain, action = "account-created", directory = %directory, contact = contact.unwrap_or("-"),
+        tracing::info!(domain, action = "account_created", directory = %directory, contact = contact.unwrap_or("-"),
             path = %path.display(), "ACME account registered");
         Ok(account)
     }
@@ -122,26 +143,21 @@ fn mailto(email: &str) -> String {
 
 /// Decodes base64url (padding and standard-alphabet `+/` tolerated), as CAs hand out EAB keys.
 pub(crate) fn b64url_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.trim().trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    (!out.is_empty()).then_some(out)
+    use base64::Engine as _;
+    let url: String = s
+        .trim()
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(url)
+        .ok()
+        .filter(|b| !b.is_empty())
 }
 
 #[cfg(test)]

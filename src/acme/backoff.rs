@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// Longest wait between two attempts for one certificate.
 pub const CAP: Duration = Duration::from_secs(24 * 3600);
@@ -58,15 +58,10 @@ pub fn parse_retry_after(detail: &str) -> Option<OffsetDateTime> {
     if !zone.eq_ignore_ascii_case("UTC") {
         return None;
     }
-    let d: Vec<&str> = date.split('-').collect();
-    let t: Vec<&str> = clock.split(':').collect();
-    if d.len() != 3 || t.len() != 3 {
-        return None;
-    }
-    let month = Month::try_from(d[1].parse::<u8>().ok()?).ok()?;
-    let date = Date::from_calendar_date(d[0].parse().ok()?, month, d[2].parse().ok()?).ok()?;
-    let time = Time::from_hms(t[0].parse().ok()?, t[1].parse().ok()?, t[2].parse().ok()?).ok()?;
-    Some(PrimitiveDateTime::new(date, time).assume_utc())
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    PrimitiveDateTime::parse(&format!("{date} {clock}"), format)
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::certinfo::CertInfo;
 use super::schedule::renewal_time;
+use super::status::Phase;
 use super::store::CertState;
 use crate::host::HostName;
 
@@ -20,12 +21,12 @@ pub struct Decision {
     pub wake: Option<OffsetDateTime>,
     /// When the installed certificate will be renewed.
     pub next_renewal: Option<OffsetDateTime>,
-    /// Status word (`valid`, `pending`, `backoff`, `self-check failed`).
-    pub phase: &'static str,
+    /// Where the certificate stands.
+    pub phase: Phase,
 }
 
 /// Decides for one certificate (see module docs). `forced` is an admin's "renew now": it skips
-/// the backoff and the renewal time, never the self-check.
+/// the renewal time, never the backoff nor the self-check.
 pub fn decide(
     installed: Option<&CertInfo>,
     names: &[HostName],
@@ -47,19 +48,19 @@ pub fn decide(
         ari_now: false,
         wake: None,
         next_renewal,
-        phase: "pending",
+        phase: Phase::Pending,
     };
-    if forced {
-        d.order_now = true;
-        return d;
-    }
     if let Some(at) = state.next_attempt.filter(|at| *at > now) {
         d.wake = Some(at);
         d.phase = if state.self_check_failures > 0 {
-            "self-check failed"
+            Phase::SelfCheckFailed
         } else {
-            "backoff"
+            Phase::Backoff
         };
+        return d;
+    }
+    if forced {
+        d.order_now = true;
         return d;
     }
     let (Some(cert), Some(renew)) = (current, next_renewal) else {
@@ -70,7 +71,7 @@ pub fn decide(
         d.order_now = true;
         return d;
     }
-    d.phase = "valid";
+    d.phase = Phase::Valid;
     d.wake = Some(renew);
     if ari_enabled && cert.ari_id.is_some() {
         let poll_at = match (ari, state.ari_retry_at) {
@@ -127,7 +128,7 @@ mod tests {
         let d = decide(None, &names(), &st, false, true, NOW);
         assert_eq!(
             (d.order_now, d.phase, d.wake),
-            (false, "backoff", Some(NOW + Duration::minutes(10)))
+            (false, Phase::Backoff, Some(NOW + Duration::minutes(10)))
         );
         let st = CertState {
             self_check_failures: 1,
@@ -139,16 +140,21 @@ mod tests {
             "self-check failed"
         );
         assert!(
-            decide(None, &names(), &st, true, true, NOW).order_now,
-            "renew-now skips the backoff"
+            !decide(None, &names(), &st, true, true, NOW).order_now,
+            "renew-now never skips the backoff"
         );
+        let later = NOW + Duration::minutes(2);
+        assert!(decide(None, &names(), &st, true, true, later).order_now);
     }
 
     #[test]
     fn valid_cert_is_not_ordered_again_until_due() {
         let c = cert(10, 90);
         let d = decide(Some(&c), &names(), &CertState::default(), false, false, NOW);
-        assert_eq!((d.order_now, d.ari_now, d.phase), (false, false, "valid"));
+        assert_eq!(
+            (d.order_now, d.ari_now, d.phase),
+            (false, false, Phase::Valid)
+        );
         assert_eq!(d.wake, Some(NOW + Duration::days(50)));
         let d = decide(
             Some(&cert(61, 90)),

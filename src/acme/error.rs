@@ -124,6 +124,19 @@ pub enum AcmeError {
         /// The key asked for.
         domain: String,
     },
+    /// `renew_now` while the certificate is backing off after failures: the backoff is never
+    /// bypassed (each attempt would spend the CA's rate limit on a failure).
+    #[error(
+        "{domain} is backing off after a failure until {until}; nothing ordered (last error: {last_error})"
+    )]
+    BackingOff {
+        /// The certificate asked for.
+        domain: String,
+        /// The earliest next attempt (RFC 3339).
+        until: String,
+        /// Why the last attempt failed.
+        last_error: String,
+    },
     /// The certificate task is gone (shutdown).
     #[error("the certificate task has stopped; restart vhostd")]
     Stopped,

@@ -46,8 +46,9 @@ pub async fn run_order(
     ctx: Arc<Ctx>,
     spec: CertSpec,
     replaces: Option<String>,
-    renewal: bool,
+    installed_serial: Option<String>,
 ) -> JobResult {
+    let renewal = installed_serial.is_some();
     let Ok(_permit) = ctx.permits.acquire().await else {
         return JobResult::Order(Err(AcmeError::Stopped));
     };
@@ -66,7 +67,7 @@ pub async fn run_order(
             }));
         }
     }
-    tracing::info!(domain = %spec.key, container = %spec.container, action = if renewal { "renewal-started" } else { "order-started" },
+    tracing::info!(domain = %spec.key, container = %spec.container, action = if renewal { "renewal_started" } else { "order_started" },
         names = %names.join(","), profile = profile.as_deref().unwrap_or("-"), "ordering certificate");
     let work = async {
         // A CA that forgot our account (a reset test CA, a deactivated account): register again
@@ -81,11 +82,12 @@ pub async fn run_order(
                 spec: &spec,
                 profile: profile.as_deref(),
                 replaces: replaces.as_deref(),
+                installed_serial: installed_serial.as_deref(),
             };
             match order::issue(&ctx.settings, &ctx.store, &account, req).await {
                 Err(e) if !registered_again && e.account_gone() => {
                     registered_again = true;
-                    tracing::warn!(domain = %spec.key, action = "account-gone", error = %e, "the CA no longer knows our account; registering a new one");
+                    tracing::warn!(domain = %spec.key, action = "account_gone", error = %e, "the CA no longer knows our account; registering a new one");
                     ctx.accounts.forget(spec.email.as_deref());
                 }
                 r => return r,

@@ -17,8 +17,9 @@ use super::decide::decide;
 use super::error::AcmeError;
 use super::jobs::{Ctx, JobResult, poll_ari, run_order};
 use super::plan::CertSpec;
-use super::status::{CertStatus, fmt_time, status_of};
-use super::store::{CertState, Store, challenge_dir};
+use super::renew::{RenewOutcome, Waiter};
+use super::status::{CertStatus, Phase, fmt_time, status_of};
+use super::store::{CertState, Store};
 use super::{AcmeSettings, CertEvent};
 use crate::host::HostName;
 
@@ -56,7 +57,7 @@ pub struct CertHandle {
 
 enum Command {
     SetWanted(Vec<CertSpec>),
-    RenewNow(String, oneshot::Sender<Result<(), AcmeError>>),
+    RenewNow(String, bool, Waiter),
 }
 
 impl CertHandle {
@@ -66,12 +67,13 @@ impl CertHandle {
         let _ = self.tx.send(Command::SetWanted(specs));
     }
 
-    /// Orders the certificate keyed `key` now, skipping backoff and schedule (not the
-    /// self-check), and waits for the outcome.
-    pub async fn renew_now(&self, key: &str) -> Result<(), AcmeError> {
+    /// Renews the certificate keyed `key` now, idempotently: joins an order already running,
+    /// answers [`RenewOutcome::Fresh`] for a certificate issued within [`FRESH_FOR`] (unless
+    /// `force`), and never skips a backoff ([`AcmeError::BackingOff`]) or the self-check.
+    pub async fn renew_now(&self, key: &str, force: bool) -> Result<RenewOutcome, AcmeError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::RenewNow(key.to_string(), reply))
+            .send(Command::RenewNow(key.to_string(), force, reply))
             .map_err(|_| AcmeError::Stopped)?;
         rx.await.map_err(|_| AcmeError::Stopped)?
     }
@@ -126,6 +128,15 @@ async fn forward(mut rx: mpsc::UnboundedReceiver<CertEvent>, tx: mpsc::Sender<Ce
     }
 }
 
+/// The kind of job out for a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Job {
+    /// An order (self-check, then ACME).
+    Order,
+    /// An ARI poll.
+    Ari,
+}
+
 /// One wanted (or just unwanted, job still out) certificate.
 pub(super) struct Entry {
     /// What is wanted.
@@ -137,13 +148,16 @@ pub(super) struct Entry {
     /// In the last `set_wanted`.
     pub(super) wanted: bool,
     /// A job is out for this certificate (`order` or `ari`).
-    pub(super) running: Option<&'static str>,
+    pub(super) running: Option<Job>,
     /// An admin asked to renew now.
     pub(super) forced: bool,
-    /// `renew_now` callers waiting for the next order's outcome.
-    pub(super) waiters: Vec<oneshot::Sender<Result<(), AcmeError>>>,
+    /// `renew_now` callers waiting for the next order's outcome, with what each is told on success.
+    pub(super) waiters: Vec<(Waiter, RenewOutcome)>,
     /// Last renewal time logged (log only changes).
     pub(super) logged_renewal: Option<OffsetDateTime>,
+    /// The state file is not loaded yet, or could not be read (the error, and when to try
+    /// again): nothing is ordered and nothing saved over it until it reads.
+    pub(super) unreadable: Option<(String, OffsetDateTime)>,
 }
 
 impl Entry {
@@ -193,8 +207,14 @@ impl Manager {
         mut rx: mpsc::UnboundedReceiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let store = self.ctx.store.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.ensure_state_dirs()).await {
+            tracing::error!(action = "state_dir_failed", error = %e,
+                "cannot create or tighten (0700) vhostd's state directories under --certs-dir");
+        }
         while !*shutdown.borrow() {
             let now = self.clock.now();
+            self.load_due(now).await;
             let sleep = self.step(now).map_or(MAX_SLEEP, |at| {
                 Duration::try_from(at - now)
                     .unwrap_or_default()
@@ -208,84 +228,23 @@ impl Manager {
             };
             match wake {
                 Wake::Command(None) | Wake::Shutdown => break,
-                Wake::Command(Some(c)) => self.command(c),
-                Wake::Job(Ok((id, result))) => self.finished(id, result),
+                Wake::Command(Some(c)) => self.command(c).await,
+                Wake::Job(Ok((id, result))) => self.finished(id, result).await,
                 Wake::Job(Err(e)) => {
                     let failed =
                         AcmeError::Relayed(format!("internal error in certificate job: {e}"));
-                    self.finished(e.id(), JobResult::Order(Err(failed)));
+                    self.finished(e.id(), JobResult::Order(Err(failed))).await;
                 }
                 Wake::Timer => {}
             }
         }
-        tracing::debug!(action = "acme-stopped", "certificate task stopped");
+        tracing::debug!(action = "acme_stopped", "certificate task stopped");
     }
 
-    fn command(&mut self, c: Command) {
+    async fn command(&mut self, c: Command) {
         match c {
-            Command::SetWanted(specs) => self.set_wanted(specs),
-            Command::RenewNow(key, reply) => {
-                let entry = HostName::parse(&key)
-                    .ok()
-                    .and_then(|k| self.entries.get_mut(&k))
-                    .filter(|e| e.wanted);
-                match entry {
-                    Some(e) => {
-                        e.forced = true;
-                        e.waiters.push(reply);
-                    }
-                    None => {
-                        let _ = reply.send(Err(AcmeError::NotWanted { domain: key }));
-                    }
-                }
-            }
-        }
-    }
-
-    fn set_wanted(&mut self, specs: Vec<CertSpec>) {
-        for e in self.entries.values_mut() {
-            e.wanted = false;
-        }
-        for spec in specs {
-            let key = spec.key.clone();
-            if self
-                .entries
-                .get(&key)
-                .is_none_or(|e| e.spec.names != spec.names)
-            {
-                self.prepare_webroot(&spec);
-            }
-            let store = &self.ctx.store;
-            let e = self.entries.entry(key.clone()).or_insert_with(|| Entry {
-                state: store.load_state(&key),
-                installed: store.installed(&key),
-                spec: spec.clone(),
-                wanted: true,
-                running: None,
-                forced: false,
-                waiters: Vec::new(),
-                logged_renewal: None,
-            });
-            e.spec = spec;
-            e.wanted = true;
-        }
-        self.entries.retain(|key, e| {
-            if !e.wanted && e.running.is_none() {
-                tracing::info!(domain = %key, container = %e.spec.container, action = "cert-unwanted",
-                    "no longer wanted: renewal stops, files kept");
-            }
-            e.wanted || e.running.is_some()
-        });
-    }
-
-    /// Creates `WEBROOT/NAME/.well-known/acme-challenge/` for every name (nginx's route target).
-    fn prepare_webroot(&self, spec: &CertSpec) {
-        for name in &spec.names {
-            let dir = challenge_dir(&self.ctx.settings.webroot, name);
-            if let Err(e) = std::fs::create_dir_all(&dir) {
-                tracing::warn!(domain = %name, container = %spec.container, action = "webroot-failed",
-                    path = %dir.display(), error = %e, "cannot create the challenge directory");
-            }
+            Command::SetWanted(specs) => self.set_wanted(specs).await,
+            Command::RenewNow(key, force, reply) => self.renew_now(key, force, reply),
         }
     }
 
@@ -301,6 +260,10 @@ impl Manager {
             else {
                 continue;
             };
+            if let Some((_, retry)) = &e.unreadable {
+                wake = [wake, Some(*retry)].into_iter().flatten().min();
+                continue;
+            }
             let directory = &self.ctx.settings.directory;
             let d = decide(
                 e.current(directory),
@@ -311,13 +274,13 @@ impl Manager {
                 now,
             );
             if d.order_now && e.installed.is_some() && e.current(directory).is_none() {
-                tracing::info!(domain = %key, container = %e.spec.container, action = "ca-changed",
+                tracing::info!(domain = %key, container = %e.spec.container, action = "ca_changed",
                     issued_by = %e.state.directory.as_deref().unwrap_or("-"), directory = %directory,
                     "certificate is from another ACME directory; ordering from the current one");
             }
-            if d.phase == "valid" && d.next_renewal != e.logged_renewal {
+            if d.phase == Phase::Valid && d.next_renewal != e.logged_renewal {
                 e.logged_renewal = d.next_renewal;
-                tracing::info!(domain = %key, container = %e.spec.container, action = "renewal-scheduled",
+                tracing::info!(domain = %key, container = %e.spec.container, action = "renewal_scheduled",
                     at = %fmt_time(d.next_renewal), not_after = %fmt_time(e.installed.as_ref().map(|c| c.validity.not_after)),
                     "certificate valid; renewal scheduled");
             }
@@ -336,15 +299,15 @@ impl Manager {
         let Some(e) = self.entries.get_mut(key) else {
             return;
         };
-        e.running = Some("order");
+        e.running = Some(Job::Order);
         // `replaces` is an ARI field: a CA known to have no ARI is not asked for it.
         let ours = e
             .current(&self.ctx.settings.directory)
             .filter(|_| self.ari_enabled)
             .and_then(|c| c.ari_id.clone())
             .filter(|id| e.state.issued_cert_id.as_ref() == Some(id));
-        let renewal = e.installed.is_some();
-        let fut = run_order(self.ctx.clone(), e.spec.clone(), ours, renewal);
+        let serial = e.installed.as_ref().map(|c| c.serial.clone());
+        let fut = run_order(self.ctx.clone(), e.spec.clone(), ours, serial);
         let id = self.jobs.spawn(fut).id();
         self.job_keys.insert(id, key.clone());
     }
@@ -356,7 +319,7 @@ impl Manager {
         let Some(cert_id) = e.installed.as_ref().and_then(|c| c.ari_id.clone()) else {
             return;
         };
-        e.running = Some("ari");
+        e.running = Some(Job::Ari);
         let id = self
             .jobs
             .spawn(poll_ari(self.ctx.clone(), e.spec.clone(), cert_id))
@@ -383,16 +346,25 @@ impl Manager {
                     .profile
                     .as_deref()
                     .or(self.ctx.settings.profile.as_deref());
-                let ordering = e.running == Some("order");
-                status_of(
+                let ordering = e.running == Some(Job::Order);
+                let mut state = e.state.clone();
+                if let Some((error, _)) = &e.unreadable {
+                    state.last_error =
+                        Some(format!("cannot read its state file: {error}; retrying"));
+                }
+                let mut st = status_of(
                     key,
                     &e.spec,
                     e.installed.as_ref(),
-                    &e.state,
+                    &state,
                     &d,
                     profile,
                     ordering,
-                )
+                );
+                if e.unreadable.is_some() {
+                    st.state = Phase::StateUnreadable;
+                }
+                st
             })
             .collect();
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = list;

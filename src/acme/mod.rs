@@ -35,20 +35,26 @@ fn is_bad_nonce(e: &instant_acme::Error) -> bool {
 }
 
 mod account;
+mod adopt;
 pub mod backoff;
 pub mod certinfo;
 mod decide;
 pub mod eligible;
 mod error;
+mod install;
 mod jobs;
+mod jsonfile;
 mod manager;
 mod order;
 mod outcome;
+mod pending;
 pub mod plan;
+mod renew;
 pub mod schedule;
 mod selfcheck;
 mod status;
 pub mod store;
+mod wanted;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -59,7 +65,9 @@ pub use error::AcmeError;
 pub use manager::{CertHandle, spawn};
 pub use order::check_profile;
 pub use plan::{CertCandidate, CertPlan, CertSpec, SkipLog, Skipped, plan};
-pub use status::CertStatus;
+pub use renew::{FRESH_FOR, RenewOutcome};
+pub(crate) use status::fmt_time;
+pub use status::{CertStatus, Phase};
 pub use store::{LivePaths, live_paths};
 
 use crate::host::HostName;
@@ -100,6 +108,9 @@ pub struct AcmeSettings {
     pub self_check: SocketAddr,
     /// Orders running at once (at least 1).
     pub concurrency: usize,
+    /// nginx-proxy's certificate directory (`HOST.crt` + `HOST.key`), read-only: pairs there
+    /// are adopted instead of ordered (see `adopt`).
+    pub nginx_proxy_certs: Option<PathBuf>,
 }
 
 impl fmt::Debug for AcmeSettings {
@@ -116,23 +127,18 @@ impl fmt::Debug for AcmeSettings {
             .field("webroot", &self.webroot)
             .field("self_check", &self.self_check)
             .field("concurrency", &self.concurrency)
+            .field("nginx_proxy_certs", &self.nginx_proxy_certs)
             .finish()
     }
 }
 
-/// What the certificate task tells the controller.
+/// What the certificate task tells the controller. (Failures are not events: they are in the
+/// status and metrics, read when asked.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertEvent {
     /// New files under `live/KEY/`: re-render (the HTTPS block may now exist) and reload nginx.
     Installed {
         /// The certificate's key.
         key: HostName,
-    },
-    /// An attempt failed (already logged); for metrics and alerts.
-    Failed {
-        /// The certificate's key.
-        key: HostName,
-        /// The error, as text.
-        error: String,
     },
 }

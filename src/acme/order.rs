@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder,
-    Order, OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ChallengeType,
+    Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
 };
 
 use super::certinfo::CertInfo;
 use super::error::AcmeError;
+use super::pending::{PendingOrder, blocking, forget_pending, resume, save_pending};
 use super::plan::CertSpec;
 use super::store::{Store, write_challenge};
 use super::{AcmeSettings, KeyType};
@@ -29,6 +30,8 @@ pub struct OrderRequest<'a> {
     pub profile: Option<&'a str>,
     /// ARI id of the certificate this one replaces (sent as `replaces`).
     pub replaces: Option<&'a str>,
+    /// Serial of the installed certificate: a resumed order that already delivered it is spent.
+    pub installed_serial: Option<&'a str>,
 }
 
 /// Checks `wanted` against the profiles the CA lists; the error lists what it offers.
@@ -47,7 +50,9 @@ pub fn check_profile<'a>(
     })
 }
 
-/// Runs one order to the end and installs the result under `live/KEY/`.
+/// Runs one order to the end and installs the result under `live/KEY/`: resumes the order a
+/// previous run left in flight when it is still usable, else places a new one (persisted at
+/// once, so a crash from here on resumes it).
 pub async fn issue(
     settings: &AcmeSettings,
     store: &Store,
@@ -64,30 +69,78 @@ pub async fn issue(
             }
         })?;
     }
-    let mut order = new_order(account, &req).await?;
+    let (order, pending) = match resume(settings, store, account, &req).await? {
+        Some(resumed) => resumed,
+        None => {
+            let order = new_order(account, &req).await?;
+            tracing::info!(domain = key, action = "order_created", url = %order.url(), "the CA created an order");
+            let pending = PendingOrder {
+                url: order.url().to_string(),
+                directory: settings.directory.clone(),
+                names: req.spec.names.iter().map(HostName::to_string).collect(),
+                key_pem: None,
+                created: time::OffsetDateTime::now_utc(),
+            };
+            save_pending(store, &req.spec.key, &pending).await?;
+            (order, pending)
+        }
+    };
+    finish(settings, store, req.spec, order, pending).await
+}
+
+/// Drives an order from wherever it is (pending, ready, processing, valid) to an installed
+/// certificate. The key is on disk before finalize; the pending file goes once installed.
+async fn finish(
+    settings: &AcmeSettings,
+    store: &Store,
+    spec: &CertSpec,
+    mut order: Order,
+    mut pending: PendingOrder,
+) -> Result<CertInfo, AcmeError> {
+    let key = spec.key.as_str();
     let mut tokens = TokenFiles(Vec::new());
-    authorize(settings, req.spec, &mut order, &mut tokens).await?;
-    let status = nonce_retry!(order.poll_ready(&retry()).await)
-        .map_err(|e| AcmeError::protocol(key, "validation", e))?;
-    if status != OrderStatus::Ready {
-        return Err(AcmeError::Validation {
-            domain: key.to_string(),
-            detail: failure_detail(&mut order).await,
-        });
+    if order.state().status == OrderStatus::Pending {
+        authorize(settings, spec, &mut order, &mut tokens).await?;
+        let status = nonce_retry!(order.poll_ready(&retry()).await)
+            .map_err(|e| AcmeError::protocol(key, "validation", e))?;
+        if status != OrderStatus::Ready {
+            let detail = failure_detail(&mut order).await;
+            forget_pending(store, &spec.key).await;
+            return Err(AcmeError::Validation {
+                domain: key.to_string(),
+                detail,
+            });
+        }
     }
-    let (csr, key_pem) = csr(req.spec, settings.key_type)?;
-    nonce_retry!(order.finalize_csr(&csr).await)
-        .map_err(|e| AcmeError::protocol(key, "finalize", e))?;
+    if order.state().status == OrderStatus::Ready {
+        let key_pem = match pending.key_pem.clone() {
+            Some(k) => k,
+            None => new_key(spec, settings.key_type)?,
+        };
+        pending.key_pem = Some(key_pem.clone());
+        save_pending(store, &spec.key, &pending).await?;
+        let csr = csr(spec, &key_pem)?;
+        nonce_retry!(order.finalize_csr(&csr).await)
+            .map_err(|e| AcmeError::protocol(key, "finalize", e))?;
+    }
     let chain = nonce_retry!(order.poll_certificate(&retry()).await)
         .map_err(|e| AcmeError::protocol(key, "certificate download", e))?;
     drop(tokens);
-    store
-        .install(&req.spec.key, &chain, &key_pem)
+    let key_pem = pending.key_pem.ok_or_else(|| AcmeError::Crypto {
+        domain: key.to_string(),
+        detail: "the order was finalized without a stored key".into(),
+    })?;
+    let (st, k) = (store.clone(), spec.key.clone());
+    let info = blocking(move || st.install(&k, &chain, &key_pem))
+        .await
+        .and_then(|r| r)
         .map_err(|(path, source)| AcmeError::Io {
             domain: key.to_string(),
             path,
             source,
-        })
+        })?;
+    forget_pending(store, &spec.key).await;
+    Ok(info)
 }
 
 fn retry() -> RetryPolicy {
@@ -114,7 +167,7 @@ async fn new_order(account: &Account, req: &OrderRequest<'_>) -> Result<Order, A
         match nonce_retry!(account.new_order(&base().replaces(cert_id.clone())).await) {
             Ok(o) => return Ok(o),
             Err(e) if retry_without_replaces(&e) => {
-                tracing::info!(domain = key, action = "replaces-dropped", error = %e,
+                tracing::info!(domain = key, action = "replaces_dropped", error = %e,
                     "renewal order refused with `replaces`; ordering without it");
             }
             Err(e) => return Err(AcmeError::protocol(key, "new order", e)),
@@ -198,20 +251,28 @@ async fn authorize(
                         domain: name.to_string(),
                         detail: "the CA offers no http-01 challenge for this name".into(),
                     })?;
-            let path = write_challenge(
-                &settings.webroot,
-                &name,
-                &challenge.token,
-                challenge.key_authorization().as_str(),
-            )
-            .map_err(|source| AcmeError::Io {
-                domain: name.to_string(),
-                path: settings.webroot.join(name.as_str()),
-                source,
-            })?;
+            let (webroot, n, token) = (
+                settings.webroot.clone(),
+                name.clone(),
+                challenge.token.clone(),
+            );
+            let body = challenge.key_authorization().as_str().to_string();
+            let path =
+                tokio::task::spawn_blocking(move || write_challenge(&webroot, &n, &token, &body))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+                    .map_err(|source| AcmeError::Io {
+                        domain: name.to_string(),
+                        path: settings.webroot.join(name.as_str()),
+                        source,
+                    })?;
             tokens.0.push(path);
-            nonce_retry!(challenge.set_ready().await)
-                .map_err(|e| AcmeError::protocol(name.as_str(), "challenge", e))?;
+            // A resumed order's challenge may already be processing: the file is what it needs.
+            if challenge.status == ChallengeStatus::Pending {
+                nonce_retry!(challenge.set_ready().await)
+                    .map_err(|e| AcmeError::protocol(name.as_str(), "challenge", e))?;
+            }
             readied.push(name);
         }
         return Ok(());
@@ -245,17 +306,27 @@ async fn failure_detail(order: &mut Order) -> String {
     }
 }
 
-/// A fresh key and a CSR for the spec's names.
-fn csr(spec: &CertSpec, key_type: KeyType) -> Result<(Vec<u8>, String), AcmeError> {
-    let err = |e: rcgen::Error| AcmeError::Crypto {
-        domain: spec.key.to_string(),
-        detail: format!("key/CSR generation failed: {e}"),
-    };
+/// A fresh private key (PEM) of `key_type`.
+fn new_key(spec: &CertSpec, key_type: KeyType) -> Result<String, AcmeError> {
     let alg = match key_type {
         KeyType::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
         KeyType::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
     };
-    let key = rcgen::KeyPair::generate_for(alg).map_err(err)?;
+    rcgen::KeyPair::generate_for(alg)
+        .map(|k| k.serialize_pem())
+        .map_err(|e| AcmeError::Crypto {
+            domain: spec.key.to_string(),
+            detail: format!("key generation failed: {e}"),
+        })
+}
+
+/// A CSR for the spec's names, signed with `key_pem` (a fresh or a resumed order's key).
+fn csr(spec: &CertSpec, key_pem: &str) -> Result<Vec<u8>, AcmeError> {
+    let err = |e: rcgen::Error| AcmeError::Crypto {
+        domain: spec.key.to_string(),
+        detail: format!("CSR generation failed: {e}"),
+    };
+    let key = rcgen::KeyPair::from_pem(key_pem).map_err(err)?;
     let mut params = rcgen::CertificateParams::new(
         spec.names
             .iter()
@@ -265,7 +336,7 @@ fn csr(spec: &CertSpec, key_type: KeyType) -> Result<(Vec<u8>, String), AcmeErro
     .map_err(err)?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     let csr = params.serialize_request(&key).map_err(err)?;
-    Ok((csr.der().to_vec(), key.serialize_pem()))
+    Ok(csr.der().to_vec())
 }
 
 /// Token files written for one order; removed on drop (success, failure or cancellation).
@@ -357,7 +428,8 @@ mod tests {
             profile: None,
             container: "c".into(),
         };
-        let (der, key) = csr(&spec, KeyType::EcdsaP256).unwrap();
+        let key = new_key(&spec, KeyType::EcdsaP256).unwrap();
+        let der = csr(&spec, &key).unwrap();
         assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
         use x509_parser::prelude::FromDer;
         let (_, req) =
@@ -370,7 +442,11 @@ mod tests {
             text.contains("a.example.com") && text.contains("b.example.com"),
             "{text}"
         );
-        let (_, key384) = csr(&spec, KeyType::EcdsaP384).unwrap();
+        let key384 = new_key(&spec, KeyType::EcdsaP384).unwrap();
         assert_ne!(key384.len(), key.len());
+        assert!(
+            csr(&spec, &key384).is_ok(),
+            "a stored P-384 key signs a CSR too"
+        );
     }
 }

@@ -20,7 +20,7 @@ use crate::host::HostName;
 
 impl Manager {
     /// Applies a finished job's result to its certificate.
-    pub(super) fn finished(&mut self, id: Id, result: JobResult) {
+    pub(super) async fn finished(&mut self, id: Id, result: JobResult) {
         let Some(key) = self.job_keys.remove(&id) else {
             return;
         };
@@ -30,17 +30,17 @@ impl Manager {
         e.running = None;
         let now = self.clock.now();
         match result {
-            JobResult::Order(Ok(info)) => self.issued(&key, info, now),
-            JobResult::Order(Err(err)) => self.failed(&key, err, now),
-            JobResult::Ari(Ok((window, wait))) => self.ari_window(&key, window, wait, now),
+            JobResult::Order(Ok(info)) => self.issued(&key, info, now).await,
+            JobResult::Order(Err(err)) => self.failed(&key, err, now).await,
+            JobResult::Ari(Ok((window, wait))) => self.ari_window(&key, window, wait, now).await,
             JobResult::Ari(Err(msg)) => {
-                tracing::debug!(domain = %key, action = "ari-failed", error = %msg, "ARI poll failed; lifetime rule applies");
+                tracing::debug!(domain = %key, action = "ari_failed", error = %msg, "ARI poll failed; lifetime rule applies");
                 e.state.ari_retry_at = Some(now + ARI_ERROR_POLL);
-                self.save(&key);
+                self.save(&key).await;
             }
             JobResult::AriUnsupported => {
                 self.ari_enabled = false;
-                tracing::info!(action = "ari-unsupported", directory = %self.ctx.settings.directory,
+                tracing::info!(action = "ari_unsupported", directory = %self.ctx.settings.directory,
                     "the CA offers no renewal information (ARI); renewing by certificate lifetime");
             }
         }
@@ -53,7 +53,7 @@ impl Manager {
         }
     }
 
-    fn issued(&mut self, key: &HostName, info: CertInfo, now: OffsetDateTime) {
+    async fn issued(&mut self, key: &HostName, info: CertInfo, now: OffsetDateTime) {
         let Some(e) = self.entries.get_mut(key) else {
             return;
         };
@@ -75,14 +75,14 @@ impl Manager {
         e.forced = false;
         let waiters: Vec<_> = e.waiters.drain(..).collect();
         // On disk before anyone hears of it: a restart right after must not order again.
-        self.save(key);
-        for w in waiters {
-            let _ = w.send(Ok(()));
+        self.save(key).await;
+        for (w, outcome) in waiters {
+            let _ = w.send(Ok(outcome));
         }
         let _ = self.events.send(CertEvent::Installed { key: key.clone() });
     }
 
-    fn failed(&mut self, key: &HostName, err: AcmeError, now: OffsetDateTime) {
+    async fn failed(&mut self, key: &HostName, err: AcmeError, now: OffsetDateTime) {
         let Some(e) = self.entries.get_mut(key) else {
             return;
         };
@@ -97,26 +97,22 @@ impl Manager {
         }
         let text = err.to_string();
         tracing::warn!(domain = %key, container = %e.spec.container,
-            action = if err.is_local() { "self-check-failed" } else { "order-failed" },
+            action = if err.is_local() { "self_check_failed" } else { "order_failed" },
             attempts = st.failures, retry_at = %fmt_time(st.next_attempt), error = %text, "no certificate this time");
         st.last_error = Some(text.clone());
         e.forced = false;
         let waiters: Vec<_> = e.waiters.drain(..).collect();
         // The backoff is on disk before anyone hears of the failure (a restart keeps it).
-        self.save(key);
+        self.save(key).await;
         let mut first = Some(err);
-        for w in waiters {
+        for (w, _) in waiters {
             let _ = w.send(Err(first
                 .take()
                 .unwrap_or_else(|| AcmeError::Relayed(text.clone()))));
         }
-        let _ = self.events.send(CertEvent::Failed {
-            key: key.clone(),
-            error: text,
-        });
     }
 
-    fn ari_window(
+    async fn ari_window(
         &mut self,
         key: &HostName,
         window: AriWindow,
@@ -139,7 +135,7 @@ impl Manager {
             |a| a.selected,
         );
         if same.is_none() {
-            tracing::info!(domain = %key, action = "ari-window", start = %fmt_time(Some(window.start)), end = %fmt_time(Some(window.end)),
+            tracing::info!(domain = %key, action = "ari_window", start = %fmt_time(Some(window.start)), end = %fmt_time(Some(window.end)),
                 picked = %fmt_time(Some(selected)), explanation = window.explanation_url.as_deref().unwrap_or("-"),
                 "CA suggested a renewal window");
         }
@@ -150,15 +146,21 @@ impl Manager {
             next_poll: next_ari_poll(now, wait),
         });
         e.state.ari_retry_at = None;
-        self.save(key);
+        self.save(key).await;
     }
 
-    fn save(&self, key: &HostName) {
-        let Some(e) = self.entries.get(key) else {
+    /// Writes `key`'s state (fsync'd, off the async threads) and waits for it: callers tell
+    /// anyone about an outcome only once it is on disk. An unreadable file is never written over.
+    async fn save(&self, key: &HostName) {
+        let Some(e) = self.entries.get(key).filter(|e| e.unreadable.is_none()) else {
             return;
         };
-        if let Err(err) = self.ctx.store.save_state(key, &e.state) {
-            tracing::error!(domain = %key, action = "state-write-failed", error = %err,
+        let (store, k, state) = (self.ctx.store.clone(), key.clone(), e.state.clone());
+        let done = tokio::task::spawn_blocking(move || store.save_state(&k, &state))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(err) = done {
+            tracing::error!(domain = %key, action = "state_write_failed", error = %err,
                 "cannot persist certificate state; backoff may not survive a restart");
         }
     }
@@ -171,17 +173,101 @@ mod tests {
     use tokio::sync::{mpsc, watch};
 
     use crate::acme::store::Store;
-    use crate::acme::{AcmeSettings, CertEvent, CertHandle, CertSpec, CertStatus, KeyType, spawn};
+    use crate::acme::{AcmeSettings, CertHandle, CertSpec, CertStatus, KeyType, spawn};
     use crate::host::HostName;
 
+    /// Waits (10 s of real time at most) until a status matches, in 1 ms steps: under paused
+    /// time tokio moves its clock on while a job's real I/O runs, so the bound is real time.
     async fn status_when(h: &CertHandle, pred: impl Fn(&CertStatus) -> bool) -> CertStatus {
-        for _ in 0..1000 {
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < end {
             if let Some(s) = h.status().into_iter().find(|s| pred(s)) {
                 return s;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         panic!("status never matched: {:#?}", h.status());
+    }
+
+    fn settings(dir: &std::path::Path) -> AcmeSettings {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        AcmeSettings {
+            directory: "https://127.0.0.1:9/dir".into(),
+            ca_bundle: None,
+            email: None,
+            eab: None,
+            profile: None,
+            key_type: KeyType::EcdsaP256,
+            certs_dir: dir.join("certs"),
+            webroot: dir.join("www"),
+            self_check: dead,
+            concurrency: 1,
+            nginx_proxy_certs: None,
+        }
+    }
+
+    /// Issue 7 item 8: a state file that can't be read is reported and retried; nothing is
+    /// attempted (which would reset its backoff) until it reads, and then its backoff holds.
+    #[tokio::test(start_paused = true)]
+    async fn unreadable_state_is_reported_and_retried_never_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = HostName::parse("a.example.com").unwrap();
+        let state_file = dir.path().join("certs/vhostd/certs/a.example.com.json");
+        std::fs::create_dir_all(state_file.join("in-the-way")).unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let (_stop, stop_rx) = watch::channel(false);
+        let h = spawn(settings(dir.path()), tx, stop_rx);
+        h.set_wanted(vec![CertSpec {
+            key: name.clone(),
+            names: vec![name.clone()],
+            email: None,
+            profile: None,
+            container: "c".into(),
+        }]);
+        let st = status_when(&h, |s| s.state == "state unreadable").await;
+        assert!(
+            st.last_error
+                .unwrap()
+                .contains("cannot read its state file"),
+            "reported"
+        );
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "no attempt while the state is unreadable"
+        );
+        assert!(
+            state_file.join("in-the-way").is_dir(),
+            "nothing written over it"
+        );
+        let e = h.renew_now("a.example.com", true).await.unwrap_err();
+        assert!(e.to_string().contains("state file cannot be read"), "{e}");
+
+        std::fs::remove_dir_all(&state_file).unwrap();
+        let until = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
+        let state = crate::acme::store::CertState {
+            failures: 3,
+            next_attempt: Some(until),
+            last_error: Some("rate limited".into()),
+            ..Default::default()
+        };
+        Store::new(&dir.path().join("certs"))
+            .save_state(&name, &state)
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        let st = status_when(&h, |s| s.state == "backoff").await;
+        assert_eq!(
+            (st.attempts, st.next_attempt),
+            (3, Some(until)),
+            "backoff kept"
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "still no attempt: the backoff holds"
+        );
     }
 
     /// Paused time: a failing self-check is retried after 1 min, then 10 min; state is on disk.
@@ -203,8 +289,9 @@ mod tests {
             webroot: dir.path().join("www"),
             self_check: dead,
             concurrency: 1,
+            nginx_proxy_certs: None,
         };
-        let (tx, mut rx) = mpsc::channel(8);
+        let (tx, _rx) = mpsc::channel(8);
         let (_stop, stop_rx) = watch::channel(false);
         let h = spawn(settings, tx, stop_rx);
         let name = HostName::parse("a.example.com").unwrap();
@@ -217,7 +304,6 @@ mod tests {
         };
         h.set_wanted(vec![spec]);
 
-        assert!(matches!(rx.recv().await, Some(CertEvent::Failed { .. })));
         let first = status_when(&h, |s| s.state == "self-check failed").await;
         let challenge_dir = dir
             .path()
@@ -227,19 +313,21 @@ mod tests {
             "set_wanted creates the challenge directory"
         );
         assert_eq!(first.attempts, 0);
-        tokio::time::sleep(Duration::from_secs(55)).await;
-        assert!(rx.try_recv().is_err(), "no retry before the minute is up");
-        let second = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("retry after 1 min");
-        assert!(matches!(second, Some(CertEvent::Failed { .. })));
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        let now = status_when(&h, |_| true).await;
+        assert_eq!(
+            now.next_attempt, first.next_attempt,
+            "no retry before the minute is up"
+        );
         let later = status_when(&h, |s| s.next_attempt > first.next_attempt).await;
         let step = later.next_attempt.unwrap() - first.next_attempt.unwrap();
         assert!(
             step >= time::Duration::minutes(10),
             "second step is 10 min: {step}"
         );
-        let state = Store::new(&dir.path().join("certs")).load_state(&name);
+        let state = Store::new(&dir.path().join("certs"))
+            .load_state(&name)
+            .unwrap();
         assert_eq!((state.self_check_failures, state.failures), (2, 0));
     }
 }

@@ -135,11 +135,11 @@ impl SkipLog {
             }
             match &s.reason {
                 SkipReason::Covered { key } => tracing::info!(
-                    container = %s.container, domain = %s.name, action = "cert-shared", cert = %key,
+                    container = %s.container, domain = %s.name, action = "cert_shared", cert = %key,
                     "name served with another container's certificate"
                 ),
                 reason => tracing::warn!(
-                    container = %s.container, domain = %s.name, action = "cert-skipped", %reason,
+                    container = %s.container, domain = %s.name, action = "cert_skipped", %reason,
                     "no certificate will be ordered; served over HTTP only"
                 ),
             }

@@ -45,7 +45,16 @@ pub async fn check_settled(
         .collect();
     let probe = format!("vhostd-probe-{probe}");
     let body = format!("vhostd self-check {probe}\n");
-    let path = write_challenge(webroot, name, &probe, &body)
+    let (dir, n, file, text) = (
+        webroot.to_path_buf(),
+        name.clone(),
+        probe.clone(),
+        body.clone(),
+    );
+    let path = tokio::task::spawn_blocking(move || write_challenge(&dir, &n, &file, &text))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
         .map_err(|e| format!("cannot write the probe file: {e}"))?;
     let url = format!("http://{name}/.well-known/acme-challenge/{probe} via {addr}");
     let deadline = tokio::time::Instant::now() + settle;
@@ -72,7 +81,7 @@ pub async fn check_settled(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    if let Err(e) = std::fs::remove_file(&path) {
+    if let Err(e) = tokio::fs::remove_file(&path).await {
         tracing::debug!(domain = %name, path = %path.display(), error = %e, "probe file removal failed");
     }
     result

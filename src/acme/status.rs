@@ -1,7 +1,7 @@
 //! [`CertStatus`]: one certificate as `/status` and `vhostd status` show it. Plain data, built by
 //! the manager from its state; no I/O.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::certinfo::CertInfo;
@@ -10,8 +10,57 @@ use super::plan::CertSpec;
 use super::store::CertState;
 use crate::host::HostName;
 
+/// Where a certificate stands, as status and logs show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Nothing usable installed yet; an order is due.
+    #[serde(rename = "pending")]
+    Pending,
+    /// An order is running.
+    #[serde(rename = "ordering")]
+    Ordering,
+    /// Installed and not due; renewal scheduled.
+    #[serde(rename = "valid")]
+    Valid,
+    /// The last order failed; waiting out the backoff.
+    #[serde(rename = "backoff")]
+    Backoff,
+    /// The pre-order self-check failed; waiting out its (shorter) backoff.
+    #[serde(rename = "self-check failed")]
+    SelfCheckFailed,
+    /// The state file cannot be read; retried, nothing ordered meanwhile.
+    #[serde(rename = "state unreadable")]
+    StateUnreadable,
+}
+
+impl Phase {
+    /// The word `/status` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Ordering => "ordering",
+            Phase::Valid => "valid",
+            Phase::Backoff => "backoff",
+            Phase::SelfCheckFailed => "self-check failed",
+            Phase::StateUnreadable => "state unreadable",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Phase {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One wanted certificate: what is installed, when it renews, what went wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertStatus {
     /// The certificate's key (first name; `live/KEY/`).
     pub key: String,
@@ -43,8 +92,8 @@ pub struct CertStatus {
     /// Earliest next attempt while backing off.
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_attempt: Option<OffsetDateTime>,
-    /// `valid`, `pending`, `ordering`, `backoff` or `self-check failed`.
-    pub state: String,
+    /// Where it stands.
+    pub state: Phase,
 }
 
 /// Builds the status of one certificate from the manager's view of it.
@@ -74,11 +123,7 @@ pub(crate) fn status_of(
         last_error: state.last_error.clone(),
         attempts: state.failures,
         next_attempt: state.next_attempt,
-        state: if ordering {
-            "ordering".to_string()
-        } else {
-            d.phase.to_string()
-        },
+        state: if ordering { Phase::Ordering } else { d.phase },
     }
 }
 

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::certinfo::{CertInfo, key_mismatch, split_chain};
+use super::install::{SetFile, install_set};
+use super::jsonfile::{self, Loaded};
 use super::schedule::AriWindow;
 use crate::fsutil::write_atomic;
 use crate::host::HostName;
@@ -123,6 +125,28 @@ impl Store {
         }
     }
 
+    /// `CERTS_DIR/vhostd/`: accounts and per-certificate state.
+    pub(super) fn state_dir(&self) -> PathBuf {
+        self.certs_dir.join("vhostd")
+    }
+
+    /// Creates `vhostd/`, `vhostd/accounts/` and `vhostd/certs/` mode 0700 (and tightens them
+    /// when an older version made them wider): they hold account keys and pending orders' keys.
+    pub fn ensure_state_dirs(&self) -> io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let root = self.state_dir();
+        for dir in [root.clone(), root.join("accounts"), root.join("certs")] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
+            if fs::metadata(&dir)?.permissions().mode() & 0o777 != 0o700 {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+            }
+        }
+        Ok(())
+    }
+
     /// `live/` paths for `key`.
     pub fn live(&self, key: &HostName) -> LivePaths {
         live_paths(&self.certs_dir, key)
@@ -144,36 +168,39 @@ impl Store {
             .join(format!("{id:016x}.json"))
     }
 
-    /// Stored state for `key`; a missing or unreadable file gives the default (logged).
-    pub fn load_state(&self, key: &HostName) -> CertState {
-        let path = self.state_path(key);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(domain = %key, action = "state-unreadable", path = %path.display(), error = %e,
-                    "certificate state file is unreadable; starting afresh");
-                CertState::default()
-            }),
-            Err(_) => CertState::default(),
-        }
+    /// Stored state for `key`: a missing file is the default; a corrupt one is moved aside
+    /// (logged) and gives the default; an unreadable one is an error — never a silent reset of
+    /// its backoff. The caller reports it and tries again later.
+    pub fn load_state(&self, key: &HostName) -> io::Result<CertState> {
+        Ok(match jsonfile::load(&self.state_path(key))? {
+            Loaded::Found(state) => state,
+            Loaded::Missing | Loaded::Corrupt { .. } => CertState::default(),
+        })
     }
 
     /// Persists the state for `key`.
     pub fn save_state(&self, key: &HostName, state: &CertState) -> io::Result<PathBuf> {
         let path = self.state_path(key);
         let bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+        self.ensure_state_dirs()?;
         write_atomic(&path, &bytes, 0o600).map(|()| path)
     }
 
-    /// Stored account credentials for (directory, contact), if any.
+    /// Stored account credentials for (directory, contact). A file that does not parse is moved
+    /// aside (logged, `Corrupt`) so a new registration never silently overwrites it; an
+    /// unreadable one is an error.
     pub fn load_account(
         &self,
         directory: &str,
         contact: Option<&str>,
-    ) -> Option<AccountCredentials> {
-        let bytes = fs::read(self.account_path(directory, contact)).ok()?;
-        serde_json::from_slice::<AccountFile>(&bytes)
-            .ok()
-            .map(|f| f.credentials)
+    ) -> io::Result<Loaded<AccountCredentials>> {
+        Ok(
+            match jsonfile::load::<AccountFile>(&self.account_path(directory, contact))? {
+                Loaded::Found(f) => Loaded::Found(f.credentials),
+                Loaded::Missing => Loaded::Missing,
+                Loaded::Corrupt { moved_to } => Loaded::Corrupt { moved_to },
+            },
+        )
     }
 
     /// Stores account credentials (mode 0600).
@@ -190,6 +217,7 @@ impl Store {
             credentials: creds,
         };
         let bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
+        self.ensure_state_dirs()?;
         write_atomic(&path, &bytes, 0o600).map(|()| path)
     }
 
@@ -202,14 +230,15 @@ impl Store {
         let chain = fs::read(&live.fullchain).ok()?;
         let privkey = fs::read_to_string(&live.privkey).ok()?;
         if key_mismatch(&chain, &privkey) {
-            tracing::warn!(domain = %key, action = "cert-torn", path = %live.dir.display(),
+            tracing::warn!(domain = %key, action = "cert_torn", path = %live.dir.display(),
                 "the private key does not belong to the certificate (interrupted install?); ordering a new pair");
             return None;
         }
         CertInfo::from_pem(&chain).ok()
     }
 
-    /// Writes the four files of a new certificate, key first (0600), then cert, chain, fullchain.
+    /// Installs a new certificate's four files as one unit (see [`super::install`]): nginx
+    /// sees the old set or the new one, never a mix.
     pub fn install(
         &self,
         key: &HostName,
@@ -221,14 +250,30 @@ impl Store {
             split_chain(fullchain).map_err(|e| (live.fullchain.clone(), io::Error::other(e)))?;
         let info = CertInfo::from_pem(leaf.as_bytes())
             .map_err(|e| (live.cert.clone(), io::Error::other(e)))?;
-        for (path, bytes, mode) in [
-            (&live.privkey, key_pem, 0o600),
-            (&live.cert, leaf.as_str(), 0o644),
-            (&live.chain, chain.as_str(), 0o644),
-            (&live.fullchain, fullchain, 0o644),
-        ] {
-            write_atomic(path, bytes.as_bytes(), mode).map_err(|e| (path.clone(), e))?;
-        }
+        let files = [
+            SetFile {
+                name: "privkey.pem",
+                bytes: key_pem.as_bytes(),
+                mode: 0o600,
+            },
+            SetFile {
+                name: "cert.pem",
+                bytes: leaf.as_bytes(),
+                mode: 0o644,
+            },
+            SetFile {
+                name: "chain.pem",
+                bytes: chain.as_bytes(),
+                mode: 0o644,
+            },
+            SetFile {
+                name: "fullchain.pem",
+                bytes: fullchain.as_bytes(),
+                mode: 0o644,
+            },
+        ];
+        let archive = self.certs_dir.join("archive").join(key.as_str());
+        install_set(&live.dir, &archive, &files).map_err(|e| (live.dir.clone(), e))?;
         Ok(info)
     }
 }
@@ -274,7 +319,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         let key = HostName::parse("a.example.com").unwrap();
-        assert_eq!(store.load_state(&key), CertState::default());
+        assert_eq!(store.load_state(&key).unwrap(), CertState::default());
         let state = CertState {
             names: vec!["a.example.com".into()],
             failures: 2,
@@ -293,16 +338,96 @@ mod tests {
             ..CertState::default()
         };
         let path = store.save_state(&key, &state).unwrap();
-        assert_eq!(store.load_state(&key), state);
+        assert_eq!(store.load_state(&key).unwrap(), state);
         let json = fs::read_to_string(&path).unwrap();
         assert!(
             json.contains("\"next_attempt\": \"2026-01-01T00:10:00Z\""),
             "{json}"
         );
         fs::write(&path, r#"{"failures": 3}"#).unwrap();
-        assert_eq!(store.load_state(&key).failures, 3, "missing fields default");
+        assert_eq!(
+            store.load_state(&key).unwrap().failures,
+            3,
+            "missing fields default"
+        );
         fs::write(&path, "{not json").unwrap();
-        assert_eq!(store.load_state(&key), CertState::default());
+        assert_eq!(store.load_state(&key).unwrap(), CertState::default());
+        let aside: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".json.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "a corrupt file is moved aside, not lost");
+    }
+
+    /// Issue 7 item 8: a state file that exists but cannot be read is an error, not a reset.
+    #[test]
+    fn unreadable_state_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let key = HostName::parse("a.example.com").unwrap();
+        let path = store.state_path(&key);
+        fs::create_dir_all(path.join("in-the-way")).unwrap(); // read() fails with EISDIR
+        assert!(store.load_state(&key).is_err());
+        assert!(
+            path.join("in-the-way").is_dir(),
+            "nothing moved or replaced"
+        );
+    }
+
+    /// Issue 7 item 8: an account file that does not parse is moved aside (and the caller
+    /// told), never silently replaced by a new registration.
+    #[test]
+    fn a_corrupt_account_file_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let path = store.account_path("https://ca/dir", None);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, "{\"credentials\": tru").unwrap();
+        let Loaded::Corrupt { moved_to } = store.load_account("https://ca/dir", None).unwrap()
+        else {
+            panic!("corrupt account file not reported");
+        };
+        assert_eq!(
+            fs::read_to_string(moved_to).unwrap(),
+            "{\"credentials\": tru"
+        );
+        assert!(matches!(
+            store.load_account("https://ca/dir", None).unwrap(),
+            Loaded::Missing
+        ));
+        fs::create_dir_all(&path).unwrap();
+        assert!(
+            store.load_account("https://ca/dir", None).is_err(),
+            "unreadable"
+        );
+    }
+
+    /// Issue 7 item 9: state directories 0700 (tightened when an older run made them 0755),
+    /// state and account files 0600.
+    #[test]
+    fn state_dirs_are_0700_and_files_0600() {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir.path().join("vhostd/certs"))
+            .unwrap();
+        let key = HostName::parse("a.example.com").unwrap();
+        let state = store.save_state(&key, &CertState::default()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for d in ["vhostd", "vhostd/accounts", "vhostd/certs"] {
+            assert_eq!(mode(&dir.path().join(d)), 0o700, "{d}");
+        }
+        assert_eq!(mode(&state), 0o600);
+        let creds: AccountCredentials = serde_json::from_str(
+            r#"{"id":"https://ca/acct/1","key_pkcs8":"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgH1t0eQ1a9O6n1q1ZlGqY8vX2m7aCkqRbq9c5mJk5Q2uhRANCAAQ6m4hL8r0vV8tC8S8oM9q3m5f1q8w5f1y0v8q5m1x2s3b4n5m6q7w8e9r0t1y2u3i4o5p6a7s8d9f0g1h2j3k4","directory":"https://ca/dir"}"#,
+        )
+        .unwrap_or_else(|e| panic!("credentials shape: {e}"));
+        let acct = store.save_account("https://ca/dir", None, &creds).unwrap();
+        assert_eq!(mode(&acct), 0o600);
     }
 
     #[test]

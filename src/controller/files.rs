@@ -11,9 +11,7 @@ use crate::snippets::Snippets;
 impl<A: Applier> Controller<A> {
     /// A certificate event; returns whether a reconcile is needed.
     pub async fn on_cert_event(&mut self, ev: acme::CertEvent) -> bool {
-        let acme::CertEvent::Installed { key } = ev else {
-            return false;
-        };
+        let acme::CertEvent::Installed { key } = ev;
         tracing::info!(domain = %key, action = "cert_installed", "certificate files changed; nginx will reload");
         self.refresh_certs(Some(key)).await;
         self.force_reload = true;
