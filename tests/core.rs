@@ -890,14 +890,14 @@ fn a_stopping_container_gets_no_new_requests_while_another_serves() {
     });
     // Stop A (it answers "draining" at once and exits ~4 s later). Docker announces the stop
     // only after the signal, so A may answer in the moment before vhostd hears of it; once
-    // vhostd's drain is live (its reload done, nginx's old workers told to quit), no request
+    // vhostd's drain is live (its reload done, every nginx worker from before it gone), no request
     // may reach A again.
-    let quits_before = nginx_quits(&ngx);
+    let workers_before = ngx.workers();
     std::thread::scope(|s| {
         let stopper = s.spawn(|| e.ok(&["stop", "-t", "20", "drain-a"]));
         let mut drained = false;
         while !stopper.is_finished() {
-            drained = drained || drain_live(&v, &ngx, quits_before);
+            drained = drained || drain_live(&v, &ngx, &workers_before);
             let a = http_get(ngx.http_port, host, "/");
             assert_eq!(a.status, 200, "{a:?}");
             assert!(
@@ -992,9 +992,12 @@ fn vhost_snippets_and_basic_auth_go_live_and_a_broken_one_takes_only_its_host_ou
     wait_header(port, host, "X-Location", false);
 
     // 4. Basic auth: the htpasswd dir appears, a file `HOST` puts the host behind auth_basic.
+    let workers = ngx.workers();
     std::fs::create_dir_all(&hdir).unwrap();
     std::fs::write(hdir.join(host), "user:{PLAIN}secret\n").unwrap();
     wait_http(port, host, 401, None, T);
+    // Until the old workers exit they still take connections with the config before it.
+    ngx.wait_workers_replaced(&workers);
     let auth = "Authorization: Basic dXNlcjpzZWNyZXQ="; // user:secret
     let (code, body) = get_with_header(port, host, "/", auth);
     assert_eq!((code, body.trim()), (200, "core-snip-a"));
@@ -1049,20 +1052,15 @@ fn vhost_snippets_and_basic_auth_go_live_and_a_broken_one_takes_only_its_host_ou
     assert_eq!(v.status()["quarantined_hosts"], serde_json::json!([]));
 }
 
-/// Times nginx's workers were told to quit (each reload retires the old ones).
-fn nginx_quits(ngx: &Nginx) -> usize {
-    std::fs::read_to_string(ngx.dir.join("error.log"))
-        .unwrap_or_default()
-        .matches("gracefully shutting down")
-        .count()
-}
-
-/// True once vhostd decided a drain, reloaded after it, and nginx retired its old workers.
-fn drain_live(v: &Vhostd, ngx: &Nginx, quits_before: usize) -> bool {
+/// True once vhostd decided a drain and reloaded after it, and every nginx worker from before
+/// the stop has exited: the workers left were started by a reload that came after the drain.
+fn drain_live(v: &Vhostd, ngx: &Nginx, workers_before: &std::collections::BTreeSet<u32>) -> bool {
     let log = v.log_text();
+    let workers = ngx.workers();
     log.find("action=\"drain\"")
         .is_some_and(|i| log[i..].contains("action=\"reload\""))
-        && nginx_quits(ngx) > quits_before
+        && !workers.is_empty()
+        && workers.is_disjoint(workers_before)
 }
 
 #[test]

@@ -54,6 +54,21 @@ impl Nginx {
         ngx
     }
 
+    /// nginx's worker processes now (old ones still finishing after a reload included).
+    pub fn workers(&self) -> std::collections::BTreeSet<u32> {
+        self.pid().map(children).unwrap_or_default()
+    }
+
+    /// Waits until only workers started after `before` was taken remain, and at least one:
+    /// every connection from then on is served by a configuration loaded after `before`
+    /// (after a SIGHUP, the old workers accept connections until they are told to quit).
+    pub fn wait_workers_replaced(&self, before: &std::collections::BTreeSet<u32>) {
+        wait_for(Duration::from_secs(20), "nginx's old workers to exit", || {
+            let now = self.workers();
+            (!now.is_empty() && now.is_disjoint(before)).then_some(())
+        });
+    }
+
     /// `-e -p -c` arguments for this instance.
     pub fn args(&self) -> Vec<String> {
         let d = self.dir.display();
@@ -90,17 +105,24 @@ impl Nginx {
 
 /// True when some live process has `pid` as its parent.
 fn has_child(pid: u32) -> bool {
+    !children(pid).is_empty()
+}
+
+/// Live (non-zombie) child processes of `pid`.
+fn children(pid: u32) -> std::collections::BTreeSet<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
+        return Default::default();
     };
-    dir.flatten().any(|e| {
-        std::fs::read_to_string(e.path().join("stat"))
-            .ok()
+    dir.flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
             // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
-            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.to_string()))
-            .and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-            == Some(pid)
-    })
+            let (head, rest) = stat.rsplit_once(')')?;
+            let mut f = rest.split_whitespace();
+            let (state, ppid) = (f.next()?, f.next()?.parse::<u32>().ok()?);
+            (ppid == pid && state != "Z").then(|| head.split_whitespace().next()?.parse().ok())?
+        })
+        .collect()
 }
 
 impl Drop for Nginx {
