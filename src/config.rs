@@ -73,6 +73,17 @@ pub enum KeyTypeArg {
     EcdsaP384,
 }
 
+/// Whether Swarm services are read as well as containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SwarmArg {
+    /// When the engine is a Swarm manager (checked while running: joining or leaving is noticed).
+    Auto,
+    /// Always; an engine outside a Swarm, or a worker, is reported as an error.
+    On,
+    /// Never: task containers are routed as plain containers.
+    Off,
+}
+
 /// Every global flag; each reads `VHOSTD_<FLAG>` (Docker's own `DOCKER_HOST` for the endpoint).
 #[derive(Debug, Clone, Args)]
 pub struct Opts {
@@ -165,6 +176,9 @@ pub struct Opts {
     /// Full Docker resync period, repairing any drift.
     #[arg(long, env = "VHOSTD_RESYNC_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub resync_interval: Duration,
+    /// Also route Docker Swarm services when the engine is a manager: auto, on, off.
+    #[arg(long, env = "VHOSTD_SWARM", value_enum, default_value = "auto")]
+    pub swarm: SwarmArg,
 }
 
 /// Parses `250ms`, `2s`, `5m`, `1h` or plain seconds.

@@ -28,3 +28,4 @@ pub mod quarantine;
 pub mod render;
 pub mod sites;
 pub mod status;
+pub mod swarm;

@@ -42,6 +42,7 @@ fn every_subcommand_and_flag_of_the_contract_is_in_help() {
         ("--debounce", "VHOSTD_DEBOUNCE"),
         ("--debounce-max", "VHOSTD_DEBOUNCE_MAX"),
         ("--resync-interval", "VHOSTD_RESYNC_INTERVAL"),
+        ("--swarm", "VHOSTD_SWARM"),
     ];
     // Every subcommand takes the same flags, so `render` runs with `run`'s command line.
     for sub in ["run", "render"] {

@@ -1,0 +1,408 @@
+//! Swarm services routed like containers, against the real thing: a private dockerd made a
+//! single-node Swarm (`swarm init --advertise-addr 127.0.0.1`), services on the host network
+//! bound to 127.0.0.1 ports, a real nginx and the real `vhostd run`. Overlay addresses are only
+//! checked in the rendered text, never requested. Each test leaves its Swarm and stops its
+//! dockerd; the tests run one after the other (one Swarm per network namespace: port 7946).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use support::docker::{Engine, IMAGE};
+use support::nginx::Nginx;
+use support::vhostd::Vhostd;
+use support::{free_port, http_get, scratch, wait_for, wait_http};
+
+const T: Duration = Duration::from_secs(30);
+
+/// Only one Swarm at a time in this network namespace.
+static ONE_SWARM: Mutex<()> = Mutex::new(());
+
+/// A private dockerd; `init` makes it a single-node Swarm manager. Leaves the Swarm on drop
+/// (before the engine itself is stopped and purged).
+struct Node {
+    engine: Engine,
+}
+
+impl Node {
+    fn new(name: &str) -> Node {
+        Node {
+            engine: Engine::private(name),
+        }
+    }
+
+    fn init(&self) {
+        let listen = format!("127.0.0.1:{}", free_port());
+        self.engine.ok(&[
+            "swarm",
+            "init",
+            "--advertise-addr",
+            "127.0.0.1",
+            "--listen-addr",
+            &listen,
+        ]);
+    }
+
+    fn leave(&self) {
+        self.engine.ok(&["swarm", "leave", "--force"]);
+    }
+
+    /// `docker service create` of a busybox httpd answering its own name on 127.0.0.1:`port`
+    /// (host network), with `args` (labels, env) before the image.
+    fn web(&self, name: &str, port: u16, args: &[&str]) {
+        let mut all = vec![
+            "service",
+            "create",
+            "-d",
+            "--init",
+            "--name",
+            name,
+            "--network",
+            "host",
+        ];
+        all.extend_from_slice(args);
+        let cmd = format!(
+            "mkdir -p /w && echo {name} > /w/index.html && exec httpd -f -p 127.0.0.1:{port} -h /w"
+        );
+        all.extend_from_slice(&[IMAGE, "sh", "-c", &cmd]);
+        self.engine.ok(&all);
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.engine.docker(&["swarm", "leave", "--force"]);
+    }
+}
+
+/// nginx and `vhostd run` (no ACME) against `node`, ready.
+fn daemon(dir: &std::path::Path, node: &Node, extra: &[&str]) -> (Nginx, Vhostd) {
+    let ngx = Nginx::start(dir);
+    let mut args = vec!["--no-acme"];
+    args.extend_from_slice(extra);
+    let v = Vhostd::start(dir, &node.engine.host, &ngx, &args);
+    v.wait_ready();
+    (ngx, v)
+}
+
+/// Bodies answered for `host` until every one of `want` was seen.
+fn wait_all_bodies(port: u16, host: &str, want: &[&str]) {
+    let mut seen = BTreeSet::new();
+    wait_for(
+        T,
+        &format!("{host} to be served by each of {want:?}"),
+        || {
+            let a = http_get(port, host, "/");
+            if a.status == 200 {
+                seen.insert(a.body.trim().to_string());
+            }
+            want.iter().all(|w| seen.contains(*w)).then_some(())
+        },
+    );
+}
+
+/// Waits until 20 requests in a row for `host` are answered by `only`.
+fn wait_only_body(port: u16, host: &str, only: &str) {
+    let mut streak = 0;
+    wait_for(T, &format!("{host} to be served by {only} only"), || {
+        let a = http_get(port, host, "/");
+        streak = if a.status == 200 && a.body.trim() == only {
+            streak + 1
+        } else {
+            0
+        };
+        (streak >= 20).then_some(())
+    });
+}
+
+#[test]
+fn services_are_routed_balanced_updated_and_removed() {
+    let _one = ONE_SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let node = Node::new("swarm-life");
+    node.init();
+    let dir = scratch("swarm_life");
+    let (ngx, v) = daemon(&dir, &node, &[]);
+    let (pa, pb) = (free_port(), free_port());
+    let start = Instant::now();
+    node.web(
+        "svc-a",
+        pa,
+        &[
+            "--label",
+            "VIRTUAL_HOST=one.swarm.test",
+            "--label",
+            &format!("VIRTUAL_PORT={pa}"),
+        ],
+    );
+    wait_http(ngx.http_port, "one.swarm.test", 200, Some("svc-a"), T);
+    println!(
+        "docker service create → 200 through nginx: {:?}",
+        start.elapsed()
+    );
+
+    // A second service on the same host name: both serve it (container-spec label + env this time).
+    node.web(
+        "svc-b",
+        pb,
+        &[
+            "--container-label",
+            "VIRTUAL_HOST=one.swarm.test",
+            "--env",
+            &format!("VIRTUAL_PORT={pb}"),
+        ],
+    );
+    wait_all_bodies(ngx.http_port, "one.swarm.test", &["svc-a", "svc-b"]);
+
+    // Labels updated (no task restart): svc-a moves to another name.
+    node.engine.ok(&[
+        "service",
+        "update",
+        "-d",
+        "--label-add",
+        "VIRTUAL_HOST=two.swarm.test",
+        "svc-a",
+    ]);
+    wait_http(ngx.http_port, "two.swarm.test", 200, Some("svc-a"), T);
+    wait_only_body(ngx.http_port, "one.swarm.test", "svc-b");
+
+    node.engine.ok(&["service", "rm", "svc-b"]);
+    wait_http(ngx.http_port, "one.swarm.test", 503, None, T);
+    assert_eq!(http_get(ngx.http_port, "two.swarm.test", "/").status, 200);
+    node.engine.ok(&["service", "rm", "svc-a"]);
+    wait_http(ngx.http_port, "two.swarm.test", 503, None, T);
+    let log = v.log_text();
+    assert!(log.contains("action=\"swarm_manager\""), "{log}");
+    node.leave();
+}
+
+#[test]
+fn a_service_with_a_hostile_label_is_refused_naming_it_and_others_serve() {
+    let _one = ONE_SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let node = Node::new("swarm-evil");
+    node.init();
+    let dir = scratch("swarm_evil");
+    let (ngx, v) = daemon(&dir, &node, &[]);
+    let (pe, pg) = (free_port(), free_port());
+    node.web(
+        "svc-evil",
+        pe,
+        &[
+            "--label",
+            "VIRTUAL_HOST=evil.swarm.test;include /etc/passwd",
+            "--label",
+            &format!("VIRTUAL_PORT={pe}"),
+        ],
+    );
+    node.web(
+        "svc-good",
+        pg,
+        &[
+            "--env",
+            "VIRTUAL_HOST=good.swarm.test",
+            "--env",
+            &format!("VIRTUAL_PORT={pg}"),
+        ],
+    );
+    wait_http(ngx.http_port, "good.swarm.test", 200, Some("svc-good"), T);
+    let problem = wait_for(T, "the hostile service in /status problems", || {
+        let st = v.status();
+        st["problems"]
+            .as_array()?
+            .iter()
+            .find(|p| p["container"] == "svc-evil")
+            .cloned()
+    });
+    assert_eq!(problem["key"], "VIRTUAL_HOST", "{problem}");
+    let conf = std::fs::read_to_string(ngx.conf_file()).unwrap();
+    assert!(
+        !conf.contains("evil.swarm.test") && !conf.contains("passwd"),
+        "{conf}"
+    );
+    assert_eq!(http_get(ngx.http_port, "evil.swarm.test", "/").status, 503);
+    let log = v.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("container=svc-evil") && l.contains("key=VIRTUAL_HOST")),
+        "{log}"
+    );
+    node.leave();
+}
+
+#[test]
+fn auto_notices_a_swarm_joined_and_left_while_running() {
+    let _one = ONE_SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let node = Node::new("swarm-auto");
+    let dir = scratch("swarm_auto");
+    let (ngx, v) = daemon(&dir, &node, &[]);
+    node.init();
+    let p = free_port();
+    node.web(
+        "svc-late",
+        p,
+        &[
+            "--label",
+            "VIRTUAL_HOST=late.swarm.test",
+            "--label",
+            &format!("VIRTUAL_PORT={p}"),
+        ],
+    );
+    wait_http(ngx.http_port, "late.swarm.test", 200, Some("svc-late"), T);
+    node.leave();
+    wait_http(ngx.http_port, "late.swarm.test", 503, None, T);
+    assert!(v.log_text().contains("action=\"swarm_manager\""));
+}
+
+#[test]
+fn swarm_off_ignores_services() {
+    let _one = ONE_SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let node = Node::new("swarm-off");
+    node.init();
+    let dir = scratch("swarm_off");
+    let (ngx, v) = daemon(&dir, &node, &["--swarm", "off"]);
+    let (ps, pc) = (free_port(), free_port());
+    node.web(
+        "svc-ignored",
+        ps,
+        &[
+            "--label",
+            "VIRTUAL_HOST=ignored.swarm.test",
+            "--label",
+            &format!("VIRTUAL_PORT={ps}"),
+        ],
+    );
+    // A container is still routed, so the daemon is demonstrably following Docker.
+    let _c = node.engine.web(
+        "plain",
+        pc,
+        &[
+            ("VIRTUAL_HOST", "plain.swarm.test"),
+            ("VIRTUAL_PORT", &pc.to_string()),
+        ],
+    );
+    wait_http(ngx.http_port, "plain.swarm.test", 200, Some("plain"), T);
+    wait_for(T, "the ignored service's task to serve directly", || {
+        (http_get(ps, "x", "/").status == 200).then_some(())
+    });
+    assert_eq!(
+        http_get(ngx.http_port, "ignored.swarm.test", "/").status,
+        503
+    );
+    assert!(!v.log_text().contains("swarm_manager"));
+    node.leave();
+}
+
+/// The tasks' addresses on `net` of service `svc`, from `docker inspect` of its task containers.
+fn task_ips(e: &Engine, svc: &str, net: &str) -> BTreeSet<String> {
+    let ids = e.ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={svc}"),
+    ]);
+    ids.lines()
+        .map(|id| {
+            e.ok(&[
+                "inspect",
+                "-f",
+                &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+                id,
+            ])
+        })
+        .collect()
+}
+
+#[test]
+fn overlay_services_render_their_vip_or_task_addresses() {
+    let _one = ONE_SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let node = Node::new("swarm-overlay");
+    node.init();
+    node.engine
+        .ok(&["network", "create", "-d", "overlay", "swarm-front"]);
+    let dir = scratch("swarm_overlay");
+    let (ngx, _v) = daemon(&dir, &node, &[]);
+    let svc = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "service",
+            "create",
+            "-d",
+            "--init",
+            "--name",
+            name,
+            "--network",
+            "swarm-front",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, "httpd", "-f", "-p", "8080"]);
+        node.engine.ok(&args);
+    };
+    svc(
+        "ov-vip",
+        &[
+            "--replicas",
+            "2",
+            "--label",
+            "VIRTUAL_HOST=vip.swarm.test",
+            "--label",
+            "VIRTUAL_PORT=8080",
+        ],
+    );
+    svc(
+        "ov-dnsrr",
+        &[
+            "--replicas",
+            "2",
+            "--endpoint-mode",
+            "dnsrr",
+            "--env",
+            "VIRTUAL_HOST=dnsrr.swarm.test",
+            "--env",
+            "VIRTUAL_PORT=8080",
+        ],
+    );
+    let vip = node.engine.ok(&[
+        "service",
+        "inspect",
+        "-f",
+        "{{range .Endpoint.VirtualIPs}}{{.Addr}}{{end}}",
+        "ov-vip",
+    ]);
+    let vip = vip.split('/').next().unwrap().to_string();
+    assert!(!vip.is_empty());
+    let conf_has = |what: &str, needles: &[String]| {
+        wait_for(T, what, || {
+            let conf = std::fs::read_to_string(ngx.conf_file()).ok()?;
+            needles
+                .iter()
+                .all(|n| conf.contains(n.as_str()))
+                .then_some(conf)
+        })
+    };
+    conf_has("the VIP in the config", &[format!("server {vip}:8080;")]);
+    let ips = wait_for(T, "two dnsrr tasks with addresses", || {
+        let ips = task_ips(&node.engine, "ov-dnsrr", "swarm-front");
+        (ips.len() == 2 && ips.iter().all(|i| !i.is_empty())).then_some(ips)
+    });
+    let servers: Vec<String> = ips.iter().map(|i| format!("server {i}:8080;")).collect();
+    conf_has("each dnsrr task address in the config", &servers);
+    // A new task (no service event carries it) is picked up by the task poll.
+    let start = Instant::now();
+    node.engine.ok(&["service", "scale", "-d", "ov-dnsrr=3"]);
+    let ips = wait_for(T, "three dnsrr tasks with addresses", || {
+        let ips = task_ips(&node.engine, "ov-dnsrr", "swarm-front");
+        (ips.len() == 3 && ips.iter().all(|i| !i.is_empty())).then_some(ips)
+    });
+    let servers: Vec<String> = ips.iter().map(|i| format!("server {i}:8080;")).collect();
+    let conf = conf_has("the third dnsrr task in the config", &servers);
+    println!(
+        "dnsrr scale 2 → 3 until the new task is in the config: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        conf.matches(&format!("server {vip}:8080;")).count(),
+        1,
+        "the VIP once, not per task"
+    );
+    node.leave();
+}
