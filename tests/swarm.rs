@@ -154,6 +154,21 @@ fn services_are_routed_balanced_updated_and_removed() {
         ],
     );
     wait_all_bodies(ngx.http_port, "one.swarm.test", &["svc-a", "svc-b"]);
+    // Routed once each, as their services: svc-b's task container (which carries VIRTUAL_HOST
+    // itself) is not routed a second time as a container.
+    let st = v.status();
+    let site = st["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["host"] == "one.swarm.test")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        site["locations"][0]["containers"],
+        serde_json::json!(["svc-a.1", "svc-b.1"]),
+        "{site}"
+    );
 
     // Labels updated (no task restart): svc-a moves to another name.
     node.engine.ok(&[
@@ -321,7 +336,7 @@ fn overlay_services_render_their_vip_or_task_addresses() {
     node.engine
         .ok(&["network", "create", "-d", "overlay", "swarm-front"]);
     let dir = scratch("swarm_overlay");
-    let (ngx, _v) = daemon(&dir, &node, &[]);
+    let (ngx, v) = daemon(&dir, &node, &[]);
     let svc = |name: &str, extra: &[&str]| {
         let mut args = vec![
             "service",
@@ -393,10 +408,34 @@ fn overlay_services_render_their_vip_or_task_addresses() {
         let ips = task_ips(&node.engine, "ov-dnsrr", "swarm-front");
         (ips.len() == 3 && ips.iter().all(|i| !i.is_empty())).then_some(ips)
     });
+    let addressed = start.elapsed();
     let servers: Vec<String> = ips.iter().map(|i| format!("server {i}:8080;")).collect();
     let conf = conf_has("the third dnsrr task in the config", &servers);
+    // `vhostd render` computes the same from one read.
+    let mut args = vec!["render".to_string()];
+    args.extend(support::vhostd::base_args(
+        &dir,
+        &node.engine.host,
+        &ngx,
+        v.admin_port,
+    ));
+    args.push("--no-acme".into());
+    let out = std::process::Command::new(support::vhostd::bin())
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        conf,
+        "render == the daemon's file"
+    );
     println!(
-        "dnsrr scale 2 → 3 until the new task is in the config: {:?}",
+        "dnsrr scale 2 → 3: the new task has an address after {addressed:?}, is in the config after {:?}",
         start.elapsed()
     );
     assert_eq!(

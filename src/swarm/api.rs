@@ -48,17 +48,32 @@ pub enum Role {
     Manager,
 }
 
-#[derive(Deserialize, Default)]
+/// The part of `GET /info` that tells an engine's Swarm role.
+#[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-struct Info {
+pub struct Info {
     swarm: SwarmInfo,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
 struct SwarmInfo {
     local_node_state: String,
     control_available: bool,
+}
+
+impl Info {
+    /// Pure: the role `/info` describes (a worker has no control, a manager has).
+    pub fn role(&self) -> Role {
+        match (
+            self.swarm.local_node_state.as_str(),
+            self.swarm.control_available,
+        ) {
+            ("active", true) => Role::Manager,
+            ("active", false) => Role::Worker,
+            _ => Role::None,
+        }
+    }
 }
 
 /// Reads the Swarm API at a Docker endpoint (`unix://`, `tcp://` or `http://`).
@@ -201,4 +216,40 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_role_comes_from_info() {
+        // Captured from a single-node Swarm manager (dockerd 20.10).
+        let text = include_str!("../../tests/swarm-fixtures/info.json");
+        let info: Info = serde_json::from_str(text).unwrap();
+        assert_eq!(info.role(), Role::Manager);
+        // A worker's /info differs in ControlAvailable only.
+        let worker = text.replace("\"ControlAvailable\": true", "\"ControlAvailable\": false");
+        let info: Info = serde_json::from_str(&worker).unwrap();
+        assert_eq!(info.role(), Role::Worker);
+        let outside: Info = serde_json::from_str(
+            r#"{"Swarm":{"LocalNodeState":"inactive","ControlAvailable":false}}"#,
+        )
+        .unwrap();
+        assert_eq!(outside.role(), Role::None);
+    }
+
+    #[test]
+    fn a_503_names_the_fix() {
+        let e = decode::<Vec<Service>>("/services", 503, b"{}").unwrap_err();
+        assert!(e.to_string().contains("node.role == manager"), "{e}");
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(
+            encode(r#"{"a":["b c"]}"#),
+            "%7B%22a%22%3A%5B%22b%20c%22%5D%7D"
+        );
+    }
 }

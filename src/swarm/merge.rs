@@ -114,3 +114,88 @@ pub fn attach(
     });
     out_rx
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(id: &str, labels: &[(&str, &str)]) -> ContainerFacts {
+        ContainerFacts {
+            id: id.into(),
+            name: id.into(),
+            running: true,
+            health: None,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            env: Default::default(),
+            exposed_ports: vec![],
+            network_mode: "host".into(),
+            networks: Default::default(),
+        }
+    }
+
+    fn ids(u: &Update) -> Vec<String> {
+        match u {
+            Update::Synced(all) => all.iter().map(|c| c.id.clone()).collect(),
+            Update::Upsert(c) | Update::Started(c) => vec![c.id.clone()],
+            Update::Remove(id) => vec![format!("-{id}")],
+            _ => vec![],
+        }
+    }
+
+    #[test]
+    fn task_containers_are_hidden_only_while_services_are_read() {
+        let task = facts(
+            "t1",
+            &[(TASK_CONTAINER_LABEL, "svc"), ("VIRTUAL_HOST", "a.test")],
+        );
+        let plain = facts("c1", &[("VIRTUAL_HOST", "b.test")]);
+        let mut m = Merge::default();
+        let u = m
+            .docker(Update::Synced(vec![task.clone(), plain.clone()]))
+            .unwrap();
+        assert_eq!(
+            ids(&u),
+            ["t1", "c1"],
+            "no Swarm read: a task container is a container"
+        );
+        let (updates, relist) = m.swarm(SwarmView::Services(vec![facts("swarm-service:s", &[])]));
+        assert!(
+            relist,
+            "containers are re-listed so the task container leaves"
+        );
+        assert_eq!(
+            updates.iter().flat_map(ids).collect::<Vec<_>>(),
+            ["swarm-service:s"]
+        );
+        let u = m
+            .docker(Update::Synced(vec![task.clone(), plain.clone()]))
+            .unwrap();
+        assert_eq!(ids(&u), ["c1", "swarm-service:s"]);
+        assert!(m.docker(Update::Started(task.clone())).is_none());
+        assert!(m.docker(Update::Upsert(plain.clone())).is_some());
+        let (updates, relist) = m.swarm(SwarmView::Off);
+        assert!(relist);
+        assert_eq!(
+            updates.iter().flat_map(ids).collect::<Vec<_>>(),
+            ["-swarm-service:s"]
+        );
+        assert!(m.docker(Update::Started(task)).is_some());
+    }
+
+    #[test]
+    fn only_changed_services_are_sent() {
+        let mut m = Merge::default();
+        let a = facts("swarm-service:a", &[("VIRTUAL_HOST", "a.test")]);
+        let b = facts("swarm-service:b", &[("VIRTUAL_HOST", "b.test")]);
+        m.swarm(SwarmView::Services(vec![a.clone(), b.clone()]));
+        let mut b2 = b.clone();
+        b2.labels.insert("VIRTUAL_PORT".into(), "81".into());
+        let (updates, relist) = m.swarm(SwarmView::Services(vec![b2]));
+        assert!(!relist);
+        let got: Vec<String> = updates.iter().flat_map(ids).collect();
+        assert_eq!(got, ["-swarm-service:a", "swarm-service:b"]);
+    }
+}
