@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
@@ -134,25 +134,34 @@ impl Api {
     }
 
     async fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, ApiError> {
-        match self.request(path).await? {
+        match self.call("GET", path, None).await? {
             (404, _) => Ok(None),
             (status, body) => decode(path, status, &body).map(Some),
         }
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
-        let (status, body) = self.request(path).await?;
+        let (status, body) = self.call("GET", path, None).await?;
         decode(path, status, &body)
     }
 
-    async fn request(&self, path: &str) -> Result<(u16, Bytes), ApiError> {
+    /// One request (`method path`, JSON `body`): the status and body, whatever the status.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Bytes), ApiError> {
         let fail = |detail: String| ApiError::Failed {
-            path: path.to_string(),
+            path: format!("{method} {path}"),
             detail,
         };
-        let req = hyper::Request::get(format!("{API}{path}"))
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{API}{path}"))
             .header("Host", "docker")
-            .body(Empty::<Bytes>::new())
+            .header("Content-Type", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| fail(e.to_string()))?;
         let resp = match self.host.strip_prefix("unix://") {
             Some(sock) => {
@@ -172,7 +181,7 @@ impl Api {
     }
 }
 
-async fn send<S>(io: S, req: hyper::Request<Empty<Bytes>>) -> Result<(u16, Bytes), String>
+async fn send<S>(io: S, req: hyper::Request<Full<Bytes>>) -> Result<(u16, Bytes), String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -190,11 +199,12 @@ where
     Ok((status, body.to_bytes()))
 }
 
-fn decode<T: DeserializeOwned>(path: &str, status: u16, body: &[u8]) -> Result<T, ApiError> {
+/// Decodes a JSON answer; 503 means "not a manager", any other non-2xx is an error.
+pub fn decode<T: DeserializeOwned>(path: &str, status: u16, body: &[u8]) -> Result<T, ApiError> {
     if status == 503 {
         return Err(ApiError::NotManager { path: path.into() });
     }
-    if status != 200 {
+    if !(200..300).contains(&status) {
         return Err(ApiError::Failed {
             path: path.into(),
             detail: format!("HTTP {status}: {}", String::from_utf8_lossy(body).trim()),
@@ -207,7 +217,7 @@ fn decode<T: DeserializeOwned>(path: &str, status: u16, body: &[u8]) -> Result<T
 }
 
 /// Percent-encodes a query value.
-fn encode(s: &str) -> String {
+pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -6,12 +6,14 @@
 //! sites and rendering are the same code as for containers.
 //!
 //! - [`model`]: the Swarm API's JSON; [`catalog`]: pure mapping to facts;
-//! - [`api`]: reads; [`watch`]: events and polls; [`merge`]: joins containers and services.
+//! - [`api`]: reads; [`watch`]: events and polls; [`merge`]: joins containers and services;
+//! - [`store`]: the certificate store shared by the Swarm's edge nodes (Swarm configs).
 
 pub mod api;
 pub mod catalog;
 pub mod merge;
 pub mod model;
+pub mod store;
 pub mod watch;
 
 pub use merge::{Merge, attach, is_task_container};
