@@ -579,3 +579,103 @@ async fn wait_for_async(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[test]
+fn nginx_as_a_swarm_service_is_found_validated_and_reloaded() {
+    // The stack file's shape: nginx is itself a service (host network, label vhostd.nginx on
+    // its task container); vhostd runs in container mode and reloads that task's nginx.
+    let _one = ONE_SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let node = Node::new("swarm-edge");
+    node.init();
+    let image = node.engine.nginx_image();
+    let dir = scratch("swarm_edge");
+    let conf_d = dir.join("conf.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    let d = dir.display().to_string();
+    node.engine.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "edge-nginx",
+        "--network",
+        "host",
+        "--container-label",
+        "vhostd.nginx=true",
+        "--mount",
+        &format!("type=bind,src={d},dst={d}"),
+        "--mount",
+        &format!("type=bind,src={},dst=/etc/nginx/conf.d", conf_d.display()),
+        image,
+    ]);
+    let (http, https) = (free_port(), free_port());
+    let s = |x: &str| x.to_string();
+    let args = vec![
+        s("--docker-host"),
+        node.engine.host.clone(),
+        s("--conf-file"),
+        conf_d.join("vhostd.conf").display().to_string(),
+        s("--webroot"),
+        dir.join("www").display().to_string(),
+        s("--certs-dir"),
+        dir.join("certs").display().to_string(),
+        s("--http-port"),
+        http.to_string(),
+        s("--https-port"),
+        https.to_string(),
+        s("--no-acme"),
+    ];
+    let v = Vhostd::start_with(&dir, &args);
+    let p = free_port();
+    node.web(
+        "svc-behind-edge",
+        p,
+        &[
+            "--label",
+            "VIRTUAL_HOST=edge.swarm.test",
+            "--label",
+            &format!("VIRTUAL_PORT={p}"),
+        ],
+    );
+    wait_http(http, "edge.swarm.test", 200, Some("svc-behind-edge"), T);
+    node.engine.ok(&["service", "rm", "svc-behind-edge"]);
+    wait_http(http, "edge.swarm.test", 503, None, T);
+    let log = v.log_text();
+    assert!(log.contains("action=\"reload\""), "{log}");
+    node.engine.ok(&["service", "rm", "edge-nginx"]);
+    node.leave();
+}
+
+#[test]
+fn swarm_on_outside_a_swarm_says_so_and_serves_containers() {
+    let _one = ONE_SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let node = Node::new("swarm-on");
+    let dir = scratch("swarm_on");
+    let (ngx, v) = daemon(&dir, &node, &["--swarm", "on"]);
+    let p = free_port();
+    let _c = node.engine.web(
+        "plain-on",
+        p,
+        &[
+            ("VIRTUAL_HOST", "plain-on.swarm.test"),
+            ("VIRTUAL_PORT", &p.to_string()),
+        ],
+    );
+    wait_http(
+        ngx.http_port,
+        "plain-on.swarm.test",
+        200,
+        Some("plain-on"),
+        T,
+    );
+    let line = wait_for(T, "the swarm_inactive error", || {
+        v.log_text()
+            .lines()
+            .find(|l| l.contains("action=\"swarm_inactive\""))
+            .map(str::to_owned)
+    });
+    assert!(
+        line.contains("ERROR") && line.contains("--swarm on"),
+        "{line}"
+    );
+}

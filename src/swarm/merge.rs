@@ -25,9 +25,10 @@ pub struct Merge {
     services: BTreeMap<String, ContainerFacts>,
 }
 
-/// True for a container Docker runs as a Swarm task.
-pub fn is_task_container(c: &ContainerFacts) -> bool {
-    c.labels.contains_key(TASK_CONTAINER_LABEL)
+/// True for a container Docker runs as a Swarm task whose own labels or env ask for routing:
+/// its service routes it. Other task containers (nginx's own, say) stay visible.
+pub fn is_routed_task(c: &ContainerFacts) -> bool {
+    c.labels.contains_key(TASK_CONTAINER_LABEL) && c.setting("VIRTUAL_HOST").is_some()
 }
 
 impl Merge {
@@ -37,12 +38,12 @@ impl Merge {
             Update::Synced(all) => {
                 let mut all: Vec<ContainerFacts> = all
                     .into_iter()
-                    .filter(|c| !(self.active && is_task_container(c)))
+                    .filter(|c| !(self.active && is_routed_task(c)))
                     .collect();
                 all.extend(self.services.values().cloned());
                 Some(Update::Synced(all))
             }
-            Update::Upsert(c) | Update::Started(c) if self.active && is_task_container(&c) => None,
+            Update::Upsert(c) | Update::Started(c) if self.active && is_routed_task(&c) => None,
             u => Some(u),
         }
     }

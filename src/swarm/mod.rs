@@ -16,13 +16,13 @@ pub mod model;
 pub mod store;
 pub mod watch;
 
-pub use merge::{Merge, attach, is_task_container};
+pub use merge::{Merge, attach, is_routed_task};
 
 use crate::config::SwarmArg;
 use crate::facts::ContainerFacts;
 
 /// For `vhostd render`: `containers` plus the services, when the engine is a manager (task
-/// containers then leave the list: their service routes them).
+/// containers asking for routing then leave the list: their service routes them).
 pub async fn with_services(
     mode: SwarmArg,
     host: &str,
@@ -46,7 +46,7 @@ pub async fn with_services(
     let cat = watch::load(&api).await?;
     let mut all: Vec<ContainerFacts> = containers
         .into_iter()
-        .filter(|c| !is_task_container(c))
+        .filter(|c| !is_routed_task(c))
         .collect();
     all.extend(cat.facts());
     Ok(all)
