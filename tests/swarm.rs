@@ -679,3 +679,124 @@ fn swarm_on_outside_a_swarm_says_so_and_serves_containers() {
         "{line}"
     );
 }
+
+/// Two dockerds in network namespaces this test creates (10.201.0.1 and .2 exist only there),
+/// joined into one Swarm: `a` the manager, `b` a worker. Removed on drop.
+struct TwoNodes {
+    prefix: String,
+    a: std::path::PathBuf,
+    b: std::path::PathBuf,
+}
+
+impl TwoNodes {
+    fn up() -> TwoNodes {
+        let prefix = format!("vh{}", std::process::id() % 100_000);
+        let n = TwoNodes {
+            a: format!("/tmp/{prefix}-a").into(),
+            b: format!("/tmp/{prefix}-b").into(),
+            prefix,
+        };
+        let out = n.script("up");
+        assert!(
+            out.status.success(),
+            "swarm-nodes.sh up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let manager = n.docker(
+            &n.a,
+            &[
+                "swarm",
+                "init",
+                "--advertise-addr",
+                "10.201.0.1",
+                "--listen-addr",
+                "10.201.0.1:2377",
+            ],
+        );
+        assert!(
+            manager.status.success(),
+            "{}",
+            String::from_utf8_lossy(&manager.stderr)
+        );
+        let token = n.docker(&n.a, &["swarm", "join-token", "-q", "worker"]);
+        let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+        let join = n.docker(
+            &n.b,
+            &[
+                "swarm",
+                "join",
+                "--token",
+                &token,
+                "--advertise-addr",
+                "10.201.0.2",
+                "--listen-addr",
+                "10.201.0.2:2377",
+                "10.201.0.1:2377",
+            ],
+        );
+        assert!(
+            join.status.success(),
+            "{}",
+            String::from_utf8_lossy(&join.stderr)
+        );
+        n
+    }
+
+    fn script(&self, cmd: &str) -> std::process::Output {
+        std::process::Command::new(support::repo().join("scripts/testenv/swarm-nodes.sh"))
+            .args([cmd, &self.prefix])
+            .arg(&self.a)
+            .arg(&self.b)
+            .output()
+            .unwrap()
+    }
+
+    fn host(state: &std::path::Path) -> String {
+        format!("unix://{}/docker.sock", state.display())
+    }
+
+    fn docker(&self, state: &std::path::Path, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("docker")
+            .env("DOCKER_HOST", Self::host(state))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for TwoNodes {
+    fn drop(&mut self) {
+        let _ = self.docker(&self.b, &["swarm", "leave", "--force"]);
+        let _ = self.docker(&self.a, &["swarm", "leave", "--force"]);
+        let _ = self.script("down");
+    }
+}
+
+#[test]
+fn a_worker_node_is_told_to_place_vhostd_on_managers() {
+    let _one = ONE_SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let nodes = TwoNodes::up();
+    let dir = scratch("swarm_worker");
+    let ngx = Nginx::start(&dir);
+    let v = Vhostd::start(&dir, &TwoNodes::host(&nodes.b), &ngx, &["--no-acme"]);
+    v.wait_ready();
+    let line = wait_for(T, "the swarm_worker error", || {
+        v.log_text()
+            .lines()
+            .find(|l| l.contains("action=\"swarm_worker\""))
+            .map(str::to_owned)
+    });
+    assert!(
+        line.contains("ERROR") && line.contains("node.role == manager"),
+        "{line}"
+    );
+    // The same daemon on the manager reads services.
+    let dir2 = scratch("swarm_worker_manager");
+    let ngx2 = Nginx::start(&dir2);
+    let v2 = Vhostd::start(&dir2, &TwoNodes::host(&nodes.a), &ngx2, &["--no-acme"]);
+    wait_for(T, "the manager's swarm_manager line", || {
+        v2.log_text()
+            .contains("action=\"swarm_manager\"")
+            .then_some(())
+    });
+}
