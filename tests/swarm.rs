@@ -278,7 +278,7 @@ fn overlay_services_render_their_vip_or_task_addresses() {
     });
     let servers: Vec<String> = ips.iter().map(|i| format!("server {i}:8080;")).collect();
     conf_has("each dnsrr task address in the config", &servers);
-    // A new task (no service event carries it) is picked up by the task poll.
+    // The scale event names no task: the task list (one call) finds the new one.
     let start = Instant::now();
     node.engine.ok(&["service", "scale", "-d", "ov-dnsrr=3"]);
     let ips = wait_for(T, "three dnsrr tasks with addresses", || {

@@ -1,6 +1,7 @@
 //! Follows the Swarm while the engine is a manager: one full read, then `service` events
 //! (one inspect of the named service), a task list every [`TASK_POLL`] while some service is
-//! routed to tasks or nodes (Docker has no task events), `/info` every [`ROLE_POLL`] to notice a
+//! routed to tasks or nodes (Docker has no task events; every [`FAST_POLL`] for a few seconds
+//! after a service event), `/info` every [`ROLE_POLL`] to notice a
 //! Swarm joined, left, or a demotion, and a full re-read every [`FULL_RESYNC`].
 //! Sends whole [`SwarmView`]s, only when they change; owns no routing decision.
 
@@ -20,6 +21,11 @@ use crate::facts::ContainerFacts;
 
 /// How often running tasks are listed (one call) while some service needs them.
 pub const TASK_POLL: Duration = Duration::from_secs(2);
+/// After a service event, tasks are listed this often for [`FAST_FOR`]: a created or updated
+/// service's new tasks start about a second later, and no event says when.
+pub const FAST_POLL: Duration = Duration::from_millis(250);
+/// How long the fast task poll lasts after a service event.
+pub const FAST_FOR: Duration = Duration::from_secs(5);
 /// How often `/info` is read to notice a Swarm joined or left, or a demotion.
 pub const ROLE_POLL: Duration = Duration::from_secs(5);
 /// How often everything is re-read, repairing any drift.
@@ -213,7 +219,8 @@ async fn follow(
     );
     backoff.reset();
     let start = tokio::time::Instant::now();
-    let mut tasks_tick = tokio::time::interval_at(start + TASK_POLL, TASK_POLL);
+    let mut tasks_tick = tokio::time::interval_at(start + FAST_POLL, FAST_POLL);
+    let (mut fast_until, mut next_poll) = (start, start + TASK_POLL);
     let mut role_tick = tokio::time::interval_at(start + ROLE_POLL, ROLE_POLL);
     let mut full_tick = tokio::time::interval_at(start + FULL_RESYNC, FULL_RESYNC);
     loop {
@@ -224,11 +231,14 @@ async fn follow(
                 if let (Some(EventMessageTypeEnum::SERVICE), Some(id)) = (ev.typ, id) {
                     tracing::debug!(service = %id, event = ev.action.as_deref().unwrap_or(""), action = "swarm_event", "service event");
                     service_changed(api, &mut cat, &id).await?;
+                    fast_until = tokio::time::Instant::now() + FAST_FOR;
                 }
             }
-            _ = tasks_tick.tick() => {
-                if cat.services.values().any(|s| cat.needs_tasks(s)) {
+            now = tasks_tick.tick() => {
+                let due = now < fast_until || now >= next_poll;
+                if due && cat.services.values().any(|s| cat.needs_tasks(s)) {
                     refresh_tasks(api, &mut cat).await?;
+                    next_poll = now + TASK_POLL;
                 }
             }
             _ = role_tick.tick() => {
