@@ -6,6 +6,16 @@
 //! expires; a certificate is a config per version (configs are immutable), its private key
 //! sealed with a key read from a Swarm secret ([`seal`]). Each node still writes the local
 //! `live/` layout for its nginx ([`install`]).
+//!
+//! The protocol the ACME side is to follow (not wired into `acme` yet):
+//! 1. before ordering KEY: [`CertStore::try_lock`]; `Held` → [`CertStore::load`] and [`install`]
+//!    a certificate that still fits, else wait until the winner saves or the lock expires;
+//! 2. `Acquired` → load again (the previous holder may have just finished), else order,
+//!    [`CertStore::save`], [`CertStore::unlock`];
+//! 3. every node: on a Swarm `config` `create` event labelled `vhostd.kind=cert`, load and
+//!    install, then reload nginx (renewals reach every node the same way);
+//! 4. HTTP-01 tokens (planned): one config per pending token, written into every node's webroot
+//!    on its `create` event, so the node the CA reaches answers.
 
 pub mod configs;
 pub mod lock;
