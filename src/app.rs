@@ -39,6 +39,9 @@ pub enum AppError {
     /// Docker could not be reached (render only; the daemon retries instead).
     #[error(transparent)]
     Docker(#[from] docker::DockerError),
+    /// The Swarm's services could not be read (render only; the daemon retries instead).
+    #[error("{0}")]
+    Swarm(String),
     /// The templates could not be loaded or rendered (render only).
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
@@ -66,6 +69,9 @@ pub async fn render_once(s: &Settings) -> Result<String, AppError> {
         .unwrap_or_else(|_| CertFacts::empty(&s.opts.certs_dir));
     let docker = docker::connect(&s.opts.docker_host).await?;
     let all = docker::snapshot(&docker, &docker::ApiCounter::default()).await?;
+    let all = crate::swarm::with_services(s.opts.swarm, &s.opts.docker_host, all)
+        .await
+        .map_err(AppError::Swarm)?;
     let reach = match &s.nginx {
         NginxMode::Local(_) => NginxReach::Host,
         NginxMode::Container(name) => sites::reach_of(sites::find_nginx(&all, name.as_deref())),
@@ -185,6 +191,13 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         metrics.docker_api_requests.clone(),
         shutdown.clone(),
     ));
+    let docker_rx = crate::swarm::attach(
+        s.opts.swarm,
+        s.opts.docker_host.clone(),
+        docker_rx,
+        resync.clone(),
+        shutdown.clone(),
+    );
     let alive = Arc::new(AtomicBool::new(true));
     let admin_state = AdminState {
         status: status.clone(),

@@ -85,6 +85,17 @@ pub enum KeyTypeArg {
     EcdsaP384,
 }
 
+/// Whether Swarm services are read as well as containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SwarmArg {
+    /// When the engine is a Swarm manager (checked while running: joining or leaving is noticed).
+    Auto,
+    /// Always; an engine outside a Swarm, or a worker, is reported as an error.
+    On,
+    /// Never: task containers are routed as plain containers.
+    Off,
+}
+
 /// Every global flag; each reads `VHOSTD_<FLAG>` (Docker's own `DOCKER_HOST` for the endpoint).
 #[derive(Debug, Clone, Args)]
 pub struct Opts {
@@ -211,6 +222,9 @@ pub struct Opts {
     /// overwrite them with what nginx sees).
     #[arg(long, env = "VHOSTD_TRUST_DOWNSTREAM_PROXY", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub trust_downstream_proxy: bool,
+    /// Also route Docker Swarm services when the engine is a manager: auto, on, off.
+    #[arg(long, env = "VHOSTD_SWARM", value_enum, default_value = "auto")]
+    pub swarm: SwarmArg,
 }
 
 /// Parses `250ms`, `2s`, `5m`, `1h` or plain seconds.

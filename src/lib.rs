@@ -31,3 +31,4 @@ pub mod render;
 pub mod sites;
 pub mod snippets;
 pub mod status;
+pub mod swarm;

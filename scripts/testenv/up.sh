@@ -115,7 +115,10 @@ start_dockerd() {
   rm -f "$RUN/dockerd.pid"
   local tcp=()   # DOCKER_TCP_PORT: also listen on tcp://127.0.0.1:PORT (loopback only, for tests)
   [ -n "${DOCKER_TCP_PORT:-}" ] && tcp=(--host "tcp://127.0.0.1:$DOCKER_TCP_PORT")
-  start_bg dockerd - dockerd \
+  local netns=()  # DOCKERD_NETNS: run dockerd inside that network namespace (multi-node Swarm tests)
+  # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup mounts dockerd needs.
+  [ -n "${DOCKERD_NETNS:-}" ] && netns=(nsenter "--net=/run/netns/$DOCKERD_NETNS")
+  start_bg dockerd - "${netns[@]}" dockerd \
     --data-root "$STATE/docker-data" \
     --exec-root "$STATE/docker-exec" \
     --host "unix://$SOCK" "${tcp[@]}" \
