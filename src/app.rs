@@ -39,6 +39,10 @@ pub enum AppError {
     /// The templates could not be loaded or rendered (render only).
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
+    /// A start-up check failed (unreadable CA bundle, missing template dir, unwritable conf
+    /// dir, nginx command that does not run).
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
     /// The template directory could not be watched.
     #[error("cannot watch --template-dir {dir}: {detail}")]
     Watch {
@@ -111,6 +115,13 @@ fn acme_settings(s: &Settings) -> AcmeSettings {
 
 /// `vhostd run`: runs every task until `shutdown` becomes true.
 pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
+    let nginx_docker = match &s.nginx {
+        NginxMode::Local(argv) => Nginx::local(argv.clone()),
+        // The Docker client arrives from the watcher once it connects: startup must not wait
+        // for (or fail on) an engine that is down.
+        NginxMode::Container(_) => Nginx::container(),
+    };
+    crate::preflight::check(&s, &nginx_docker).await?;
     let listener = tokio::net::TcpListener::bind(s.opts.admin_addr)
         .await
         .map_err(|source| AppError::Admin {
@@ -133,12 +144,6 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     };
     let certs =
         (!s.opts.no_acme).then(|| acme::spawn(acme_settings(&s), cert_tx, shutdown.clone()));
-    let nginx_docker = match &s.nginx {
-        NginxMode::Local(argv) => Nginx::Local(argv.clone()),
-        // The Docker client arrives from the watcher once it connects: startup must not wait
-        // for (or fail on) an engine that is down.
-        NginxMode::Container(_) => Nginx::Container(None, None),
-    };
     tokio::spawn(docker::watch(
         s.opts.docker_host.clone(),
         docker_tx,

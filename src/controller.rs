@@ -92,7 +92,9 @@ impl Controller {
             inventory: BTreeMap::new(),
             synced: false,
             draining: BTreeSet::new(),
-            force_reload: false,
+            // The first apply checks and reloads even a live file that already holds the
+            // right bytes: readiness then means nginx really runs this config.
+            force_reload: true,
             logged_problems: BTreeSet::new(),
             live_sites: BTreeMap::new(),
             live_ids: BTreeSet::new(),
@@ -142,9 +144,7 @@ impl Controller {
         let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
         match u {
             Update::Connected(docker) => {
-                if let Nginx::Container(client, _) = &mut self.nginx {
-                    *client = Some(docker);
-                }
+                self.nginx.set_docker(docker);
                 return false;
             }
             Update::Synced(all) => {
@@ -229,14 +229,14 @@ impl Controller {
     /// Where nginx runs decides which container addresses it can reach; in container mode this
     /// also (re)locates the nginx container.
     fn reach(&mut self) -> NginxReach {
-        let Nginx::Container(_, id) = &mut self.nginx else {
+        if !self.nginx.is_container() {
             return NginxReach::Host;
-        };
+        }
         let found = sites::find_nginx(
             self.inventory.values(),
             self.settings.opts.nginx_container.as_deref(),
         );
-        *id = found.map(|c| c.id.clone());
+        self.nginx.set_container(found.map(|c| c.id.clone()));
         sites::reach_of(found)
     }
 
@@ -292,7 +292,7 @@ impl Controller {
                 self.finish(&d, "unchanged", None)
             }
             Err(e) => {
-                tracing::error!(action = "nginx_rejected", error = %e, "the previous config stays live");
+                tracing::error!(action = e.action(), error = %e, "the previous config stays live");
                 self.metrics
                     .reloads
                     .get_or_create(&ResultLabel { result: "error" })
@@ -464,8 +464,9 @@ impl Controller {
             .config_ok
             .set(i64::from(error.is_none() && self.template_error.is_none()));
         let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
+        // Ready only while the last apply, reload and nginx check worked.
+        st.ready = error.is_none();
         if error.is_none() {
-            st.ready = true;
             st.last_applied = Some(time::OffsetDateTime::now_utc().unix_timestamp());
             st.sites = site_status(d);
         }
