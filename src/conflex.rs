@@ -73,8 +73,7 @@ pub fn tokens(text: &str) -> Vec<Token> {
             }
             _ => {
                 let start = i;
-                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{')
-                {
+                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{') {
                     i += if b[i] == b'\\' { 2 } else { 1 };
                 }
                 let end = i.min(b.len());
@@ -147,7 +146,8 @@ mod tests {
 
     #[test]
     fn statements_with_quotes_comments_and_blocks() {
-        let text = "http { # c ; {\n include \"a b/*.conf\"; root '/x;y';\n server { listen 80; } }\n";
+        let text =
+            "http { # c ; {\n include \"a b/*.conf\"; root '/x;y';\n server { listen 80; } }\n";
         let s = statements(text);
         let words: Vec<_> = s.iter().map(|s| (s.words.join(" "), s.depth)).collect();
         assert_eq!(

@@ -131,8 +131,9 @@ impl Controller {
                 }
                 _ = resync_tick.tick() => inputs.resync.notify_one(),
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    let start = Instant::now();
                     self.reconcile().await;
-                    debounce.fired(Instant::now());
+                    debounce.fired(start, Instant::now());
                 }
                 _ = inputs.shutdown.wait_for(|s| *s) => return,
             }

@@ -25,6 +25,8 @@ pub mod host;
 pub mod labels;
 pub mod metrics;
 pub mod nginx;
+pub mod nginxfs;
+pub mod nginxpaths;
 pub mod nginxrun;
 pub mod preflight;
 pub mod quarantine;

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use bollard::Docker;
 
-use crate::fsutil;
+use crate::nginxfs::{self, blocking, list, promote, write_err, write_file};
+use crate::nginxpaths::{self, candidate_path, container_dir, container_main, sibling, with_conf};
 use crate::nginxrun::{self, run_local};
 use crate::shape::{self, Reference, Shape};
 use crate::testconf::{self, Layout};
@@ -83,14 +84,21 @@ enum Target {
 /// What is remembered between applies.
 #[derive(Default)]
 struct Memo {
-    /// Local mode: nginx's main config path (from `-c`, or `nginx -V`).
-    local_main: Option<PathBuf>,
+    /// Local mode: nginx's main config and pid file.
+    local: Option<LocalPaths>,
     /// Container mode: the container id and what was learned of it.
     container: Option<(String, ContainerView)>,
     /// The last config `nginx -t` accepted, for skipping the check on changes of the same shape.
     reference: Option<Reference>,
     /// The main config includes the live file only indirectly: warned once.
     warned_in_place: bool,
+}
+
+/// Local nginx's files.
+#[derive(Clone)]
+struct LocalPaths {
+    main: PathBuf,
+    pid: Option<PathBuf>,
 }
 
 /// The nginx container, seen from inside.
@@ -178,7 +186,7 @@ impl Nginx {
     /// Tells nginx to reload its configuration (`-s reload` or SIGHUP through Docker).
     pub async fn reload(&self) -> Result<(), NginxError> {
         match &self.target {
-            Target::Local(argv) => run_local(argv, &["-s", "reload"]).await.map(drop),
+            Target::Local(argv) => self.reload_local(argv).await,
             Target::Container(Some(docker), Some(id)) => nginxrun::hup(docker, id).await,
             Target::Container(..) => Err(NginxError::NoContainer),
         }
@@ -214,6 +222,7 @@ impl Nginx {
                 self.remember(shape, &conf).await;
             }
             promote(&conf).await?;
+            tracing::debug!(action = "config_written", conf = %conf.display(), "validated candidate renamed onto the live path");
         } else {
             // Files the config names (certificates) changed: check them before the reload.
             self.memo().reference = None;
@@ -237,9 +246,13 @@ impl Nginx {
     /// Remembers `shape` as validated, with the files nginx read besides it: its main config
     /// (local mode) and the other files of the conf directory.
     async fn remember(&self, shape: Shape, conf: &Path) {
-        let main = self.memo().local_main.clone();
+        let main = self.memo().local.as_ref().map(|l| l.main.clone());
         let dir = conf.parent().map(Path::to_path_buf).unwrap_or_default();
-        let live = conf.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let live = conf
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let context: Vec<PathBuf> = list(&dir)
             .await
             .into_iter()
@@ -285,7 +298,9 @@ impl Nginx {
         let verdict = match &self.target {
             Target::Local(argv) => {
                 let path = test_main.display().to_string();
-                run_local(&with_conf(argv, &path), &["-t", "-q"]).await.map(drop)
+                run_local(&with_conf(argv, &path), &["-t", "-q"])
+                    .await
+                    .map(drop)
             }
             Target::Container(Some(docker), Some(id)) => {
                 let path = nginx_dir
@@ -295,7 +310,12 @@ impl Nginx {
             }
             Target::Container(..) => Err(NginxError::NoContainer),
         };
-        tracing::debug!(action = "nginx_checked", ok = verdict.is_ok(), took_ms = started.elapsed().as_millis() as u64, "candidate validated by nginx -t");
+        tracing::debug!(
+            action = "nginx_checked",
+            ok = verdict.is_ok(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "candidate validated by nginx -t"
+        );
         verdict
     }
 
@@ -330,13 +350,14 @@ impl Nginx {
         let name = |p: &Path| p.file_name().unwrap_or_default().to_owned();
         match &self.target {
             Target::Local(argv) => {
-                let main = self.local_main(argv).await?;
-                let text = tokio::fs::read_to_string(&main)
-                    .await
-                    .map_err(|e| NginxError::Command {
-                        cmd: format!("read nginx's main config {}", main.display()),
-                        detail: e.to_string(),
-                    })?;
+                let main = self.local_paths(argv).await?.main;
+                let text =
+                    tokio::fs::read_to_string(&main)
+                        .await
+                        .map_err(|e| NginxError::Command {
+                            cmd: format!("read nginx's main config {}", main.display()),
+                            detail: e.to_string(),
+                        })?;
                 let layout = Layout {
                     main,
                     live: conf.to_path_buf(),
@@ -357,31 +378,37 @@ impl Nginx {
         }
     }
 
-    /// nginx's main config: the `-c` argument (relative to `-p`), else the compiled-in path.
-    async fn local_main(&self, argv: &[String]) -> Result<PathBuf, NginxError> {
-        if let Some(p) = self.memo().local_main.clone() {
+    /// nginx's main config and pid file (local mode), from its flags and `nginx -V`; learned once.
+    async fn local_paths(&self, argv: &[String]) -> Result<LocalPaths, NginxError> {
+        if let Some(p) = self.memo().local.clone() {
             return Ok(p);
         }
-        let (c, p) = (flag(argv, "-c"), flag(argv, "-p"));
-        let main = match (c, p) {
-            (Some(c), _) if Path::new(&c).is_absolute() => PathBuf::from(c),
-            (Some(c), Some(p)) => Path::new(&p).join(c),
-            (c, p) => {
-                let v = run_local(argv, &["-V"]).await?;
-                let compiled = |key: &str| {
-                    v.split_whitespace()
-                        .find_map(|w| w.strip_prefix(key))
-                        .map(str::to_string)
-                };
-                let prefix = p.or_else(|| compiled("--prefix=")).unwrap_or_default();
-                let conf = c
-                    .or_else(|| compiled("--conf-path="))
-                    .unwrap_or_else(|| "conf/nginx.conf".into());
-                Path::new(&prefix).join(conf)
-            }
+        let v = run_local(argv, &["-V"]).await?;
+        let main = nginxpaths::local_main(argv, &v);
+        let text = tokio::fs::read_to_string(&main).await.unwrap_or_default();
+        let paths = LocalPaths {
+            pid: nginxpaths::pid_file(argv, &v, &text),
+            main,
         };
-        self.memo().local_main = Some(main.clone());
-        Ok(main)
+        self.memo().local = Some(paths.clone());
+        Ok(paths)
+    }
+
+    /// Local mode: SIGHUP to the master named by the pid file (no config parse, unlike
+    /// `nginx -s reload`, which parses the whole config to find that file); `-s reload` when the
+    /// pid file does not name a running nginx.
+    async fn reload_local(&self, argv: &[String]) -> Result<(), NginxError> {
+        let pid = match self.local_paths(argv).await.ok().and_then(|p| p.pid) {
+            Some(file) => nginxfs::nginx_pid(&file).await,
+            None => None,
+        };
+        let Some(pid) = pid else {
+            return run_local(argv, &["-s", "reload"]).await.map(drop);
+        };
+        let kill = vec!["kill".to_string()];
+        run_local(&kill, &["-HUP", &pid.to_string()])
+            .await
+            .map(drop)
     }
 
     /// Learns the container's main config and where the conf directory is mounted in it.
@@ -415,174 +442,5 @@ impl Nginx {
         };
         self.memo().container = Some((id.to_string(), view.clone()));
         Ok(view)
-    }
-}
-
-/// The conf directory inside the container: under the mount whose source holds it (the
-/// longest), else the same path (vhostd and nginx mount the volume at the same place).
-fn container_dir(info: &bollard::models::ContainerInspectResponse, local: &Path) -> PathBuf {
-    let mounts = info.mounts.iter().flatten();
-    let best = mounts
-        .filter_map(|m| Some((PathBuf::from(m.source.as_ref()?), m.destination.as_ref()?)))
-        .filter(|(src, _)| local.starts_with(src))
-        .max_by_key(|(src, _)| src.as_os_str().len());
-    match best {
-        Some((src, dest)) => Path::new(dest).join(local.strip_prefix(&src).unwrap_or(local)),
-        None => local.to_path_buf(),
-    }
-}
-
-/// The container's main config: its command's `-c`, else the stock `/etc/nginx/nginx.conf`.
-fn container_main(info: &bollard::models::ContainerInspectResponse) -> PathBuf {
-    let cfg = info.config.as_ref();
-    let argv: Vec<String> = cfg
-        .and_then(|c| c.entrypoint.clone())
-        .into_iter()
-        .flatten()
-        .chain(cfg.and_then(|c| c.cmd.clone()).into_iter().flatten())
-        .collect();
-    match flag(&argv, "-c") {
-        Some(c) if Path::new(&c).is_absolute() => PathBuf::from(c),
-        Some(c) => Path::new("/etc/nginx").join(c),
-        None => PathBuf::from("/etc/nginx/nginx.conf"),
-    }
-}
-
-/// The value of an nginx flag (`-c X` or `-cX`).
-fn flag(argv: &[String], name: &str) -> Option<String> {
-    let mut it = argv.iter().skip(1);
-    while let Some(a) = it.next() {
-        if a == name {
-            return it.next().cloned();
-        }
-        if let Some(v) = a.strip_prefix(name).filter(|v| !v.is_empty()) {
-            return Some(v.to_string());
-        }
-    }
-    None
-}
-
-/// `argv` with its `-c` replaced by (or extended with) `conf`.
-fn with_conf(argv: &[String], conf: &str) -> Vec<String> {
-    let mut out = Vec::with_capacity(argv.len() + 2);
-    let mut it = argv.iter();
-    let mut replaced = false;
-    while let Some(a) = it.next() {
-        if out.is_empty() {
-            out.push(a.clone());
-        } else if a == "-c" {
-            it.next();
-            out.extend(["-c".to_string(), conf.to_string()]);
-            replaced = true;
-        } else if a.starts_with("-c") {
-            out.extend(["-c".to_string(), conf.to_string()]);
-            replaced = true;
-        } else {
-            out.push(a.clone());
-        }
-    }
-    if !replaced {
-        out.extend(["-c".to_string(), conf.to_string()]);
-    }
-    out
-}
-
-/// `.NAME.SUFFIX` beside `conf`: a dot file, which no nginx glob (`*.conf`, `*`) matches.
-fn sibling(conf: &Path, suffix: &str) -> PathBuf {
-    let name = conf.file_name().unwrap_or_default().to_string_lossy();
-    conf.with_file_name(format!(".{name}.{suffix}"))
-}
-
-/// Where the candidate is written and validated.
-fn candidate_path(conf: &Path) -> PathBuf {
-    sibling(conf, "candidate")
-}
-
-fn write_err(path: &Path, source: std::io::Error) -> NginxError {
-    NginxError::Write {
-        path: path.into(),
-        source,
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, NginxError> + Send + 'static,
-) -> Result<T, NginxError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(write_err(Path::new("?"), std::io::Error::other(e))))
-}
-
-async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NginxError> {
-    let (path, bytes) = (path.to_path_buf(), bytes.to_vec());
-    blocking(move || {
-        fsutil::write_atomic(&path, &bytes, 0o644).map_err(|source| write_err(&path, source))
-    })
-    .await
-}
-
-/// Renames the validated candidate onto the live path (one atomic step; a single-file bind
-/// mount, where rename gives EBUSY, gets its bytes copied in place).
-async fn promote(conf: &Path) -> Result<(), NginxError> {
-    let conf = conf.to_path_buf();
-    blocking(move || {
-        let candidate = candidate_path(&conf);
-        let err = |source| write_err(&conf, source);
-        match std::fs::rename(&candidate, &conf) {
-            Ok(()) => {
-                let dir = conf.parent().unwrap_or(Path::new("."));
-                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => {
-                let bytes = std::fs::read(&candidate).map_err(err)?;
-                fsutil::write_atomic(&conf, &bytes, 0o644).map_err(err)
-            }
-            Err(e) => Err(err(e)),
-        }
-    })
-    .await
-}
-
-/// The file names in `dir` (empty when it can't be read).
-async fn list(dir: &Path) -> Vec<String> {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    })
-    .await
-    .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn the_test_config_replaces_or_adds_dash_c() {
-        let argv = v(&["nginx", "-p", "/srv", "-c", "/srv/nginx.conf", "-e", "x"]);
-        assert_eq!(flag(&argv, "-c").as_deref(), Some("/srv/nginx.conf"));
-        assert_eq!(
-            with_conf(&argv, "/t.conf"),
-            v(&["nginx", "-p", "/srv", "-c", "/t.conf", "-e", "x"])
-        );
-        assert_eq!(
-            with_conf(&v(&["nginx", "-c/a"]), "/t"),
-            v(&["nginx", "-c", "/t"])
-        );
-        assert_eq!(with_conf(&v(&["nginx"]), "/t"), v(&["nginx", "-c", "/t"]));
-        assert_eq!(
-            sibling(Path::new("/d/vhostd.conf"), "candidate"),
-            PathBuf::from("/d/.vhostd.conf.candidate")
-        );
     }
 }

@@ -136,7 +136,8 @@ fn first_tar_file(tar: &[u8]) -> Option<&[u8]> {
             return None;
         }
         let size_field = std::str::from_utf8(&h[124..136]).ok()?;
-        let size = usize::from_str_radix(size_field.trim_matches(|c| c == '\0' || c == ' '), 8).ok()?;
+        let size =
+            usize::from_str_radix(size_field.trim_matches(|c| c == '\0' || c == ' '), 8).ok()?;
         let body = at + 512;
         if matches!(h[156], b'0' | 0) {
             return tar.get(body..body + size);

@@ -18,7 +18,9 @@ pub enum PreflightError {
         source: std::io::Error,
     },
     /// `--template-dir` is missing or not a directory.
-    #[error("--template-dir {path} is not a directory: {detail} (create it, or drop the flag to use the embedded templates)")]
+    #[error(
+        "--template-dir {path} is not a directory: {detail} (create it, or drop the flag to use the embedded templates)"
+    )]
     TemplateDir {
         /// The directory.
         path: PathBuf,
@@ -26,7 +28,9 @@ pub enum PreflightError {
         detail: String,
     },
     /// The conf file's directory can't be written.
-    #[error("cannot write in the directory of --conf-file {path}: {source} (vhostd writes the config and a candidate beside it)")]
+    #[error(
+        "cannot write in the directory of --conf-file {path}: {source} (vhostd writes the config and a candidate beside it)"
+    )]
     ConfDir {
         /// The directory.
         path: PathBuf,

@@ -118,11 +118,9 @@ impl Reference {
         r.usable
             && c.usable
             && c.items.len() == r.items.len()
-            && c.items.iter().all(|(k, n)| {
-                r.items
-                    .get(k)
-                    .is_some_and(|rn| *n == 1 || *rn >= 2)
-            })
+            && c.items
+                .iter()
+                .all(|(k, n)| r.items.get(k).is_some_and(|rn| *n == 1 || *rn >= 2))
             && c.longest_name <= r.longest_name
             && c.files.iter().all(|f| self.stamps.contains_key(f))
             && self
@@ -264,7 +262,10 @@ impl Item {
 
     fn finish(&mut self, shape: &mut Shape) {
         if !self.text.is_empty() {
-            *shape.items.entry(std::mem::take(&mut self.text)).or_default() += 1;
+            *shape
+                .items
+                .entry(std::mem::take(&mut self.text))
+                .or_default() += 1;
         }
         self.names.clear();
     }
@@ -278,8 +279,7 @@ fn is_ip_port(w: &str) -> bool {
 /// An upstream name nginx reads as one plain word.
 fn is_token(w: &str) -> bool {
     !w.is_empty()
-        && w
-            .bytes()
+        && w.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
 }
 
@@ -319,11 +319,21 @@ mod tests {
 
     #[test]
     fn another_site_of_a_validated_shape_needs_no_check() {
-        let two = format!("{}{}{}", head(), site("a.test", 8001, "aa"), site("b.test", 8002, "bb"));
+        let two = format!(
+            "{}{}{}",
+            head(),
+            site("a.test", 8001, "aa"),
+            site("b.test", 8002, "bb")
+        );
         let r = Reference::new(Shape::of(&two), &[], none);
         let three = format!("{two}{}", site("c.test", 8003, "cc"));
         assert!(r.allows(&Shape::of(&three), none));
-        let moved = format!("{}{}{}", head(), site("a.test", 9001, "aa"), site("b.test", 8002, "bb"));
+        let moved = format!(
+            "{}{}{}",
+            head(),
+            site("a.test", 9001, "aa"),
+            site("b.test", 8002, "bb")
+        );
         assert!(r.allows(&Shape::of(&moved), none));
     }
 
@@ -344,7 +354,11 @@ mod tests {
             two.replace("b.test", "a-much-longer-name.test"),
             two.replace("upstream b.test-bb", "upstream a.test-aa"),
             two.replace("root \"/var/www/b.test\"", "root \"/var/www/b.test\" x"),
-            format!("{}{}", site("a.test", 8001, "aa"), site("b.test", 8002, "bb")),
+            format!(
+                "{}{}",
+                site("a.test", 8001, "aa"),
+                site("b.test", 8002, "bb")
+            ),
             format!("{two}include /etc/nginx/x.conf;\n"),
         ] {
             assert!(!r2.allows(&Shape::of(&bad), none), "allowed: {bad}");

@@ -208,9 +208,15 @@ mod tests {
     }
 
     fn listing(_: &Path) -> Vec<String> {
-        ["a.conf", "vhostd.conf", "z.conf", "notes.txt", ".vhostd.conf.candidate"]
-            .map(String::from)
-            .to_vec()
+        [
+            "a.conf",
+            "vhostd.conf",
+            "z.conf",
+            "notes.txt",
+            ".vhostd.conf.candidate",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     #[test]
