@@ -36,7 +36,7 @@ fn rejecting_templates(dir: &std::path::Path) -> std::path::PathBuf {
     let hook = "    server_name {{ site.host }};\n";
     assert!(main.contains(hook));
     let bad = format!(
-        "{hook}{{% if site.host is starting_with(\"bad\") %}}    no_such_directive on;\n{{% endif %}}"
+        "{hook}{{% if \"bad\" in site.host %}}    no_such_directive on;\n{{% endif %}}"
     );
     std::fs::write(tdir.join("nginx.conf.tera"), main.replacen(hook, &bad, 1)).unwrap();
     std::fs::copy(
@@ -100,11 +100,7 @@ fn a_vhostd_killed_during_applies_never_leaves_a_config_nginx_rejects_live() {
     for _ in 0..12 {
         let v = Vhostd::start(&dir, &e.host, &ngx, &args);
         wait_for(T, "vhostd to apply once", || {
-            v.log_text()
-                .contains("\"reload\"")
-                .then_some(())
-                .or_else(|| v.log_text().contains("action=\"reload\"").then_some(()))
-                .or_else(|| v.log_text().contains("action=reload").then_some(()))
+            v.log_text().contains("action=\"reload\"").then_some(())
         });
         // A random moment among the applies that follow.
         seed = seed
@@ -189,12 +185,13 @@ fn docker_stopped_or_killed_is_noticed_at_once_when_it_returns() {
 /// `vhostd run` with the base flags plus `extra`: its exit status and stderr, within 10 s.
 fn refused(dir: &std::path::Path, ngx: &Nginx, extra: &[&str]) -> String {
     let mut args = vec!["run".to_string()];
-    args.extend(vhostd::base_args(
-        dir,
-        &docker::shared().host,
-        ngx,
-        free_port(),
-    ));
+    let base = vhostd::base_args(dir, &docker::shared().host, ngx, free_port());
+    // The base flags but those `extra` sets (a flag given twice is a usage error).
+    for pair in base.chunks(2) {
+        if !extra.contains(&pair[0].as_str()) {
+            args.extend(pair.iter().cloned());
+        }
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let mut child = Command::new(vhostd::bin())
         .args(&args)
