@@ -1,9 +1,10 @@
 //! Pure reload pacing: a debounce with a leading edge and an adaptive budget. The first event
 //! after a quiet spell fires at once; events that follow coalesce into a trailing firing once
 //! they pause for `settle` (never later than `max` after the first of them), and no firing comes
-//! sooner after the previous one than that one took to run — so when nginx is slow to reload
-//! (a big config, a busy machine) reloads space out by themselves, and a trailing firing always
-//! catches the last change. Works on `tokio::time::Instant` so paused-time tests hold.
+//! sooner after the previous one than twice what that one took to run, nor sooner than `settle`
+//! doubled for every firing in a row without a quiet spell (capped at `max`) — so a slow reload
+//! or a long burst spaces reloads out by themselves, and a trailing firing always catches the
+//! last change. Works on `tokio::time::Instant` so paused-time tests hold.
 
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ pub struct Debounce {
     last_fire: Option<Instant>,
     /// How long the last firing took (the work it paid for: render, nginx -t, reload).
     cost: Duration,
+    /// Firings in a row with no quiet spell between them: the gap doubles with each, so a
+    /// long burst costs a few reloads, not one per pause in it.
+    streak: u32,
 }
 
 impl Debounce {
@@ -35,6 +39,7 @@ impl Debounce {
             pending: None,
             last_fire: None,
             cost: Duration::ZERO,
+            streak: 0,
         }
     }
 
@@ -48,7 +53,18 @@ impl Debounce {
 
     /// The least time between the end of one firing and the start of the next.
     fn budget(&self) -> Duration {
-        (self.cost * BUDGET_FACTOR).min(self.max)
+        let growing = self.settle.saturating_mul(1 << self.streak.min(16));
+        (self.cost * BUDGET_FACTOR).max(growing).min(self.max)
+    }
+
+    /// Whether the pending burst started after a quiet spell.
+    fn quiet(&self) -> bool {
+        match (self.pending, self.last_fire) {
+            (Some((first, _)), Some(prev)) => {
+                first.saturating_duration_since(prev) >= self.settle.max(self.budget())
+            }
+            _ => true,
+        }
     }
 
     /// When to fire, if anything is pending.
@@ -60,7 +76,7 @@ impl Debounce {
         let earliest = prev + self.budget();
         // Leading edge: after a quiet spell, fire at once. Events that arrive before it runs are
         // included anyway (the reconcile reads the whole state), so they don't delay it.
-        if first.saturating_duration_since(prev) >= self.settle.max(self.budget()) {
+        if self.quiet() {
             return Some(first.max(earliest));
         }
         Some((last + self.settle).min(first + self.max).max(earliest))
@@ -68,6 +84,7 @@ impl Debounce {
 
     /// Records that the pending work ran from `start` to `end`.
     pub fn fired(&mut self, start: Instant, end: Instant) {
+        self.streak = if self.quiet() { 0 } else { self.streak + 1 };
         self.pending = None;
         self.last_fire = Some(end);
         self.cost = end.saturating_duration_since(start);
@@ -116,13 +133,19 @@ mod tests {
         d.fired(t0, t0 + 150 * MS);
         d.mark(t0 + 160 * MS);
         assert_eq!(d.deadline(), Some(t0 + 450 * MS));
-        // The last change is always caught: a trailing firing, whatever comes after.
+        // Still the same burst: the gap doubles (200 ms), and the last change is still caught.
         d.fired(t0 + 450 * MS, t0 + 460 * MS);
         d.mark(t0 + 470 * MS);
-        assert_eq!(d.deadline(), Some(t0 + 570 * MS));
-        // A quiet spell longer than the budget: at once.
-        d.fired(t0 + 570 * MS, t0 + 600 * MS);
-        d.mark(t0 + 900 * MS);
-        assert_eq!(d.deadline(), Some(t0 + 900 * MS));
+        assert_eq!(d.deadline(), Some(t0 + 660 * MS));
+        d.fired(t0 + 660 * MS, t0 + 670 * MS);
+        d.mark(t0 + 700 * MS);
+        assert_eq!(d.deadline(), Some(t0 + 1070 * MS), "then 400 ms");
+        // A quiet spell longer than the gap: at once, and the gap starts over.
+        d.fired(t0 + 1070 * MS, t0 + 1080 * MS);
+        d.mark(t0 + 2000 * MS);
+        assert_eq!(d.deadline(), Some(t0 + 2000 * MS));
+        d.fired(t0 + 2000 * MS, t0 + 2010 * MS);
+        d.mark(t0 + 2020 * MS);
+        assert_eq!(d.deadline(), Some(t0 + 2120 * MS));
     }
 }
