@@ -57,11 +57,14 @@ impl Debounce {
         (self.cost * BUDGET_FACTOR).max(growing).min(self.max)
     }
 
-    /// Whether the pending burst started after a quiet spell.
+    /// Whether the pending burst started after a quiet spell: `settle`, or twice the last
+    /// firing's cost if longer (the burst's growing gap does not count: a lone event after a
+    /// burst keeps its leading edge).
     fn quiet(&self) -> bool {
         match (self.pending, self.last_fire) {
             (Some((first, _)), Some(prev)) => {
-                first.saturating_duration_since(prev) >= self.settle.max(self.budget())
+                let spacing = (self.cost * BUDGET_FACTOR).min(self.max);
+                first.saturating_duration_since(prev) >= self.settle.max(spacing)
             }
             _ => true,
         }
@@ -77,7 +80,7 @@ impl Debounce {
         // Leading edge: after a quiet spell, fire at once. Events that arrive before it runs are
         // included anyway (the reconcile reads the whole state), so they don't delay it.
         if self.quiet() {
-            return Some(first.max(earliest));
+            return Some(first.max(prev + (self.cost * BUDGET_FACTOR).min(self.max)));
         }
         Some((last + self.settle).min(first + self.max).max(earliest))
     }
@@ -140,8 +143,11 @@ mod tests {
         d.fired(t0 + 660 * MS, t0 + 670 * MS);
         d.mark(t0 + 700 * MS);
         assert_eq!(d.deadline(), Some(t0 + 1070 * MS), "then 400 ms");
-        // A quiet spell longer than the gap: at once, and the gap starts over.
+        // A quiet spell (settle, here): at once, and the gap starts over.
         d.fired(t0 + 1070 * MS, t0 + 1080 * MS);
+        d.mark(t0 + 1200 * MS);
+        assert_eq!(d.deadline(), Some(t0 + 1200 * MS));
+        d.fired(t0 + 1200 * MS, t0 + 1210 * MS);
         d.mark(t0 + 2000 * MS);
         assert_eq!(d.deadline(), Some(t0 + 2000 * MS));
         d.fired(t0 + 2000 * MS, t0 + 2010 * MS);
