@@ -48,6 +48,10 @@ pub enum AppError {
     /// The admin token file could not be read (or is empty).
     #[error("{0}")]
     Token(String),
+    /// A start-up check failed (unreadable CA bundle, missing template dir, unwritable conf
+    /// dir, nginx command that does not run).
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
 }
 
 /// Loads the templates named by the settings (embedded unless `--template-dir`).
@@ -160,6 +164,13 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         Some(path) => Some(admin::read_token(path).await.map_err(AppError::Token)?),
         None => None,
     };
+    let nginx_docker = match &s.nginx {
+        NginxMode::Local(argv) => Nginx::local(argv.clone()),
+        // The Docker client arrives from the watcher once it connects: startup must not wait
+        // for (or fail on) an engine that is down.
+        NginxMode::Container(_) => Nginx::container(),
+    };
+    crate::preflight::check(&s, &nginx_docker).await?;
     let listener = tokio::net::TcpListener::bind(s.opts.admin_addr)
         .await
         .map_err(|source| AppError::Admin {
@@ -178,12 +189,6 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     let resync = Arc::new(Notify::new());
     let certs =
         (!s.opts.no_acme).then(|| acme::spawn(acme_settings(&s), cert_tx, shutdown.clone()));
-    let nginx_docker = match &s.nginx {
-        NginxMode::Local(argv) => Nginx::Local(argv.clone()),
-        // The Docker client arrives from the watcher once it connects: startup must not wait
-        // for (or fail on) an engine that is down.
-        NginxMode::Container(_) => Nginx::Container(None, None),
-    };
     tokio::spawn(docker::watch(
         s.opts.docker_host.clone(),
         docker_tx,

@@ -1,30 +1,45 @@
-//! Pure debounce with a leading edge: the first event after a quiet spell fires at once; events
-//! that follow within `settle` coalesce into one more firing, never later than `max` after the
-//! first of them. Works on `tokio::time::Instant` so paused-time tests hold.
+//! Pure reload pacing: a debounce with a leading edge and an adaptive budget. The first event
+//! after a quiet spell fires at once; events that follow coalesce into a trailing firing once
+//! they pause for `settle` (never later than `max` after the first of them), and no firing comes
+//! sooner after the previous one than twice what that one took to run, nor sooner than `settle`
+//! doubled for every firing in a row without a quiet spell (capped at `max`) — so a slow reload
+//! or a long burst spaces reloads out by themselves, and a trailing firing always catches the
+//! last change. Works on `tokio::time::Instant` so paused-time tests hold.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Debounce state; the caller asks [`Debounce::deadline`] when to fire and calls [`Debounce::fired`].
+/// How many times the last firing's own duration must pass before the next one.
+const BUDGET_FACTOR: u32 = 2;
+
+/// Pacing state; the caller asks [`Debounce::deadline`] when to fire and reports each firing
+/// with [`Debounce::fired`].
 #[derive(Debug, Clone)]
 pub struct Debounce {
     settle: Duration,
     max: Duration,
     /// First and latest event of the pending burst.
     pending: Option<(Instant, Instant)>,
-    /// When it last fired; a burst starting later than `settle` after this fires at once.
+    /// When the last firing ended.
     last_fire: Option<Instant>,
+    /// How long the last firing took (the work it paid for: render, nginx -t, reload).
+    cost: Duration,
+    /// Firings in a row with no quiet spell between them: the gap doubles with each, so a
+    /// long burst costs a few reloads, not one per pause in it.
+    streak: u32,
 }
 
 impl Debounce {
-    /// A debounce with the given settle time and cap.
+    /// Pacing with the given settle time and cap.
     pub fn new(settle: Duration, max: Duration) -> Debounce {
         Debounce {
             settle,
             max,
             pending: None,
             last_fire: None,
+            cost: Duration::ZERO,
+            streak: 0,
         }
     }
 
@@ -36,24 +51,46 @@ impl Debounce {
         });
     }
 
+    /// The least time between the end of one firing and the start of the next.
+    fn budget(&self) -> Duration {
+        let growing = self.settle.saturating_mul(1 << self.streak.min(16));
+        (self.cost * BUDGET_FACTOR).max(growing).min(self.max)
+    }
+
+    /// Whether the pending burst started after a quiet spell: `settle`, or twice the last
+    /// firing's cost if longer (the burst's growing gap does not count: a lone event after a
+    /// burst keeps its leading edge).
+    fn quiet(&self) -> bool {
+        match (self.pending, self.last_fire) {
+            (Some((first, _)), Some(prev)) => {
+                let spacing = (self.cost * BUDGET_FACTOR).min(self.max);
+                first.saturating_duration_since(prev) >= self.settle.max(spacing)
+            }
+            _ => true,
+        }
+    }
+
     /// When to fire, if anything is pending.
     pub fn deadline(&self) -> Option<Instant> {
         let (first, last) = self.pending?;
-        let quiet = self
-            .last_fire
-            .is_none_or(|t| first.saturating_duration_since(t) >= self.settle);
+        let Some(prev) = self.last_fire else {
+            return Some(first);
+        };
+        let earliest = prev + self.budget();
         // Leading edge: after a quiet spell, fire at once. Events that arrive before it runs are
         // included anyway (the reconcile reads the whole state), so they don't delay it.
-        if quiet {
-            return Some(first);
+        if self.quiet() {
+            return Some(first.max(prev + (self.cost * BUDGET_FACTOR).min(self.max)));
         }
-        Some((last + self.settle).min(first + self.max))
+        Some((last + self.settle).min(first + self.max).max(earliest))
     }
 
-    /// Records that the pending work ran at `now`.
-    pub fn fired(&mut self, now: Instant) {
+    /// Records that the pending work ran from `start` to `end`.
+    pub fn fired(&mut self, start: Instant, end: Instant) {
+        self.streak = if self.quiet() { 0 } else { self.streak + 1 };
         self.pending = None;
-        self.last_fire = Some(now);
+        self.last_fire = Some(end);
+        self.cost = end.saturating_duration_since(start);
     }
 }
 
@@ -74,7 +111,7 @@ mod tests {
             Some(t0),
             "a lone event after quiet fires at once"
         );
-        d.fired(t0);
+        d.fired(t0, t0);
         // A burst right after: waits for the settle time after the latest event.
         d.mark(t0 + 10 * MS);
         d.mark(t0 + 50 * MS);
@@ -84,9 +121,37 @@ mod tests {
             d.mark(t0 + 50 * MS * i);
         }
         assert_eq!(d.deadline(), Some(t0 + 1010 * MS));
-        d.fired(t0 + 1010 * MS);
+        d.fired(t0 + 1010 * MS, t0 + 1010 * MS);
         // After a quiet spell, the leading edge again.
         d.mark(t0 + 2000 * MS);
         assert_eq!(d.deadline(), Some(t0 + 2000 * MS));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_firing_spaces_the_next_one_out() {
+        let mut d = Debounce::new(100 * MS, 1000 * MS);
+        let t0 = Instant::now();
+        d.mark(t0);
+        // The reload took 150 ms: the next firing waits 300 ms after it ended.
+        d.fired(t0, t0 + 150 * MS);
+        d.mark(t0 + 160 * MS);
+        assert_eq!(d.deadline(), Some(t0 + 450 * MS));
+        // Still the same burst: the gap doubles (200 ms), and the last change is still caught.
+        d.fired(t0 + 450 * MS, t0 + 460 * MS);
+        d.mark(t0 + 470 * MS);
+        assert_eq!(d.deadline(), Some(t0 + 660 * MS));
+        d.fired(t0 + 660 * MS, t0 + 670 * MS);
+        d.mark(t0 + 700 * MS);
+        assert_eq!(d.deadline(), Some(t0 + 1070 * MS), "then 400 ms");
+        // A quiet spell (settle, here): at once, and the gap starts over.
+        d.fired(t0 + 1070 * MS, t0 + 1080 * MS);
+        d.mark(t0 + 1200 * MS);
+        assert_eq!(d.deadline(), Some(t0 + 1200 * MS));
+        d.fired(t0 + 1200 * MS, t0 + 1210 * MS);
+        d.mark(t0 + 2000 * MS);
+        assert_eq!(d.deadline(), Some(t0 + 2000 * MS));
+        d.fired(t0 + 2000 * MS, t0 + 2010 * MS);
+        d.mark(t0 + 2020 * MS);
+        assert_eq!(d.deadline(), Some(t0 + 2120 * MS));
     }
 }

@@ -165,7 +165,8 @@ pub async fn watch(
     api: ApiCounter,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    let mut backoff = reconnect_backoff(&host);
+    let mut down_since: Option<tokio::time::Instant> = None;
     loop {
         let result = tokio::select! {
             r = follow(&host, &tx, &resync, &api, &mut backoff) => r,
@@ -178,12 +179,33 @@ pub async fn watch(
         if tx.send(Update::Lost(reason.clone())).await.is_err() {
             return;
         }
+        // A backoff back at its start means the last connection worked: a new loss.
+        if backoff.base() == reconnect_backoff(&host).base() {
+            down_since = None;
+        }
         let delay = backoff.next_delay();
-        tracing::warn!(action = "docker_reconnect", error = %reason, retry_in_ms = delay.as_millis() as u64, "lost Docker; keeping the live config and retrying");
+        // One warning per loss (and one a minute while it lasts); every retry at debug level.
+        let now = tokio::time::Instant::now();
+        if down_since.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+            down_since = Some(now);
+            tracing::warn!(action = "docker_reconnect", error = %reason, retry_in_ms = delay.as_millis() as u64, "lost Docker; keeping the live config and retrying");
+        } else {
+            tracing::debug!(action = "docker_reconnect", error = %reason, retry_in_ms = delay.as_millis() as u64, "Docker still unreachable; retrying");
+        }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
+    }
+}
+
+/// Reconnect pacing: a local socket costs nothing to try, so its engine's return is noticed
+/// within half a second; a TCP engine (maybe remote) backs off up to 30 s.
+pub fn reconnect_backoff(host: &str) -> Backoff {
+    if host.starts_with("unix://") {
+        Backoff::new(Duration::from_millis(100), Duration::from_millis(500))
+    } else {
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(30))
     }
 }
 
@@ -251,6 +273,14 @@ async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_socket_is_retried_within_half_a_second() {
+        let mut b = reconnect_backoff("unix:///run/docker.sock");
+        assert!((0..20).all(|_| b.next_delay() <= Duration::from_millis(500)));
+        let mut b = reconnect_backoff("tcp://10.0.0.1:2375");
+        assert!((0..20).map(|_| b.next_delay()).max() > Some(Duration::from_secs(10)));
+    }
 
     fn ev(json: &str) -> EventMessage {
         serde_json::from_str(json).unwrap()

@@ -93,19 +93,18 @@ pub struct Probe {
 impl Probe {
     /// Asks nginx for its version unless this nginx was already asked.
     pub async fn refresh(&mut self, nginx: &crate::nginx::Nginx) {
-        use crate::nginx::Nginx;
-        let target = match nginx {
-            Nginx::Local(_) => "local".to_string(),
-            Nginx::Container(Some(_), Some(id)) => id.clone(),
-            Nginx::Container(..) => return,
+        let target = match (nginx.local_argv(), nginx.container_target()) {
+            (Some(_), _) => "local".to_string(),
+            (None, Some((_, id))) => id.to_string(),
+            (None, None) => return,
         };
         if self.asked.as_ref().is_some_and(|(t, _)| *t == target) {
             return;
         }
-        let version = match nginx {
-            Nginx::Local(argv) => probe_local(argv).await,
-            Nginx::Container(Some(docker), Some(id)) => probe_container(docker, id).await,
-            Nginx::Container(..) => None,
+        let version = match (nginx.local_argv(), nginx.container_target()) {
+            (Some(argv), _) => probe_local(argv).await,
+            (None, Some((docker, id))) => probe_container(docker, id).await,
+            (None, None) => None,
         };
         match version {
             Some(v) => {

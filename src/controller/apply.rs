@@ -39,19 +39,15 @@ pub trait Applier {
 
 impl Applier for Nginx {
     fn in_container(&self) -> bool {
-        matches!(self, Nginx::Container(..))
+        self.is_container()
     }
 
     fn set_docker(&mut self, docker: Docker) {
-        if let Nginx::Container(client, _) = self {
-            *client = Some(docker);
-        }
+        Nginx::set_docker(self, docker);
     }
 
     fn set_container(&mut self, found: Option<String>) {
-        if let Nginx::Container(_, id) = self {
-            *id = found;
-        }
+        Nginx::set_container(self, found);
     }
 
     fn apply(

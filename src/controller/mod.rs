@@ -103,7 +103,9 @@ impl<A: Applier> Controller<A> {
             template_error: None,
             inventory: Inventory::new(&[DOCKER]),
             quarantine: Quarantine::default(),
-            force_reload: false,
+            // The first apply checks and reloads even a live file that already holds the
+            // right bytes: readiness then means nginx really runs this config.
+            force_reload: true,
             reporter: Reporter::new(status, metrics),
             certs,
             nginx_version: Default::default(),
@@ -133,8 +135,9 @@ impl<A: Applier> Controller<A> {
                     self.refresh_certs(None).await
                 }
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    let start = Instant::now();
                     self.reconcile().await;
-                    debounce.fired(Instant::now());
+                    debounce.fired(start, Instant::now());
                     false
                 }
                 _ = inputs.shutdown.wait_for(|s| *s) => return,

@@ -104,7 +104,7 @@ impl Reporter {
 
     /// Making a candidate live failed; the previous config stays.
     pub fn apply_failed(&self, e: &NginxError) {
-        tracing::error!(action = "nginx_rejected", error = %e, "the previous config stays live");
+        tracing::error!(action = e.action(), error = %e, "the previous config stays live");
         self.reload_metric("error");
     }
 
@@ -158,8 +158,9 @@ impl Reporter {
         m.config_ok
             .set(i64::from(error.is_none() && standing.is_none()));
         self.with_status(|st| {
+            // Ready only while the last apply, reload and nginx check worked.
+            st.ready = error.is_none();
             if error.is_none() {
-                st.ready = true;
                 st.last_applied = Some(time::OffsetDateTime::now_utc().unix_timestamp());
                 st.sites = site_status(d);
                 st.quarantined = left_out.containers;
