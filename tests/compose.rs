@@ -26,11 +26,13 @@ const APP_HOST: &str = "whoami.example.com";
 /// What the override's app answers.
 const APP_BODY: &str = "hello from the compose app";
 /// Every Docker API call vhostd makes, as the README's docker-socket-proxy table lists them.
-const DOCUMENTED_ENDPOINTS: [&str; 8] = [
+const DOCUMENTED_ENDPOINTS: [&str; 10] = [
     "GET /containers/json",
+    "GET /containers/{id}/archive",
     "GET /containers/{id}/json",
     "GET /events",
     "GET /exec/{id}/json",
+    "GET /info",
     "GET /version",
     "POST /containers/{id}/exec",
     "POST /containers/{id}/kill",
