@@ -227,24 +227,18 @@ pub struct Opts {
     pub swarm: SwarmArg,
 }
 
-/// Parses `250ms`, `2s`, `5m`, `1h` or plain seconds.
+/// Parses `250ms`, `2s`, `5m`, `1h` (any `humantime` spelling without spaces) or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 100ms, 2s, 5m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m, h)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    if s.contains(char::is_whitespace) {
+        return Err(format!("{s:?} is not a duration like 100ms, 2s, 5m (no spaces)"));
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|e| format!("{s:?} is not a duration like 100ms, 2s, 5m: {e}"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 100ms, 2s, 5m: {e}"))
 }
 
 /// How vhostd reaches nginx to validate and reload it.
@@ -414,7 +408,10 @@ mod tests {
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("soon").is_err());
     }
 
     #[test]
