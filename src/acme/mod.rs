@@ -44,6 +44,7 @@ mod error;
 mod install;
 mod jobs;
 mod jsonfile;
+mod machine;
 mod manager;
 mod order;
 mod outcome;

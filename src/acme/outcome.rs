@@ -1,6 +1,7 @@
 //! What happens when a job ends: a new certificate is recorded and announced, a failure moves
 //! the backoff on (persisted first, so a restart can't reset it), an ARI answer is kept. Part of
-//! the manager; split out to keep each file small. No network here.
+//! the manager's I/O side: the state changes themselves are [`machine::apply`](super::machine::apply).
+//! No network here.
 
 use std::time::Duration;
 
@@ -12,10 +13,10 @@ use super::certinfo::CertInfo;
 use super::error::AcmeError;
 use super::jobs::JobResult;
 use super::manager::Manager;
-use super::schedule::{ARI_ERROR_POLL, AriWindow, next_ari_poll, pick_in_window};
+use super::machine::{Action, Event, apply};
+use super::schedule::AriWindow;
 use super::status::fmt_time;
-use super::store::{AriState, CertState};
-use super::{CertEvent, backoff};
+use super::CertEvent;
 use crate::host::HostName;
 
 impl Manager {
@@ -35,8 +36,7 @@ impl Manager {
             JobResult::Ari(Ok((window, wait))) => self.ari_window(&key, window, wait, now).await,
             JobResult::Ari(Err(msg)) => {
                 tracing::debug!(domain = %key, action = "ari_failed", error = %msg, "ARI poll failed; lifetime rule applies");
-                e.state.ari_retry_at = Some(now + ARI_ERROR_POLL);
-                self.save(&key).await;
+                self.perform(&key, Event::AriFailed, now, None).await;
             }
             JobResult::AriUnsupported => {
                 self.ari_enabled = false;
@@ -59,57 +59,27 @@ impl Manager {
         };
         tracing::info!(domain = %key, container = %e.spec.container, action = "issued", serial = %info.serial,
             issuer = %info.issuer, not_after = %fmt_time(Some(info.validity.not_after)), "certificate installed");
-        e.state = CertState {
+        let event = Event::Issued {
             names: e.spec.names.iter().map(HostName::to_string).collect(),
             profile: e
                 .spec
                 .profile
                 .clone()
                 .or_else(|| self.ctx.settings.profile.clone()),
-            issued_cert_id: info.ari_id.clone(),
-            directory: Some(self.ctx.settings.directory.clone()),
-            issued_at: Some(now),
-            ..CertState::default()
+            cert_id: info.ari_id.clone(),
+            directory: self.ctx.settings.directory.clone(),
         };
         e.installed = Some(info);
-        e.forced = false;
-        let waiters: Vec<_> = e.waiters.drain(..).collect();
-        // On disk before anyone hears of it: a restart right after must not order again.
-        self.save(key).await;
-        for (w, outcome) in waiters {
-            let _ = w.send(Ok(outcome));
-        }
-        let _ = self.events.send(CertEvent::Installed { key: key.clone() });
+        self.perform(key, event, now, None).await;
     }
 
     async fn failed(&mut self, key: &HostName, err: AcmeError, now: OffsetDateTime) {
-        let Some(e) = self.entries.get_mut(key) else {
-            return;
+        let event = Event::Failed {
+            local: err.is_local(),
+            retry_after: err.retry_after(),
+            error: err.to_string(),
         };
-        let st = &mut e.state;
-        if err.is_local() {
-            st.self_check_failures += 1;
-            st.next_attempt = Some(now + backoff::self_check_delay(st.self_check_failures));
-        } else {
-            st.self_check_failures = 0;
-            st.failures += 1;
-            st.next_attempt = Some(backoff::next_attempt(now, st.failures, err.retry_after()));
-        }
-        let text = err.to_string();
-        tracing::warn!(domain = %key, container = %e.spec.container,
-            action = if err.is_local() { "self_check_failed" } else { "order_failed" },
-            attempts = st.failures, retry_at = %fmt_time(st.next_attempt), error = %text, "no certificate this time");
-        st.last_error = Some(text.clone());
-        e.forced = false;
-        let waiters: Vec<_> = e.waiters.drain(..).collect();
-        // The backoff is on disk before anyone hears of the failure (a restart keeps it).
-        self.save(key).await;
-        let mut first = Some(err);
-        for (w, _) in waiters {
-            let _ = w.send(Err(first
-                .take()
-                .unwrap_or_else(|| AcmeError::Relayed(text.clone()))));
-        }
+        self.perform(key, event, now, Some(err)).await;
     }
 
     async fn ari_window(
@@ -119,34 +89,85 @@ impl Manager {
         wait: Duration,
         now: OffsetDateTime,
     ) {
-        let Some(e) = self.entries.get_mut(key) else {
+        let Some(e) = self.entries.get(key) else {
             return;
         };
         let Some(cert_id) = e.installed.as_ref().and_then(|c| c.ari_id.clone()) else {
             return;
         };
-        let same = e
-            .state
-            .ari
-            .as_ref()
-            .filter(|a| a.cert_id == cert_id && a.window == window);
-        let selected = same.map_or_else(
-            || pick_in_window(&window, rand::rng().random::<f64>()),
-            |a| a.selected,
-        );
-        if same.is_none() {
-            tracing::info!(domain = %key, action = "ari_window", start = %fmt_time(Some(window.start)), end = %fmt_time(Some(window.end)),
-                picked = %fmt_time(Some(selected)), explanation = window.explanation_url.as_deref().unwrap_or("-"),
-                "CA suggested a renewal window");
-        }
-        e.state.ari = Some(AriState {
+        let unit = rand::rng().random::<f64>();
+        let event = Event::AriWindow {
             cert_id,
             window,
-            selected,
-            next_poll: next_ari_poll(now, wait),
-        });
-        e.state.ari_retry_at = None;
-        self.save(key).await;
+            wait,
+            unit,
+        };
+        self.perform(key, event, now, None).await;
+    }
+
+    /// Runs the state machine for one event, then its actions in order (I/O only here).
+    async fn perform(
+        &mut self,
+        key: &HostName,
+        event: Event,
+        now: OffsetDateTime,
+        mut err: Option<AcmeError>,
+    ) {
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        let window = match &event {
+            Event::AriWindow { window, .. } => Some(window.clone()),
+            _ => None,
+        };
+        let (state, actions) = apply(std::mem::take(&mut e.state), event, now);
+        e.state = state;
+        for action in actions {
+            match action {
+                Action::Save => self.save(key).await,
+                Action::AnnounceIssued => self.announce_issued(key),
+                Action::ReportFailure => self.report_failure(key, err.take()),
+                Action::LogAriWindow(picked) => {
+                    if let Some(w) = &window {
+                        tracing::info!(domain = %key, action = "ari_window", start = %fmt_time(Some(w.start)), end = %fmt_time(Some(w.end)),
+                            picked = %fmt_time(Some(picked)), explanation = w.explanation_url.as_deref().unwrap_or("-"),
+                            "CA suggested a renewal window");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells `renew_now` callers and the controller (the state is on disk already).
+    fn announce_issued(&mut self, key: &HostName) {
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        e.forced = false;
+        for (w, outcome) in e.waiters.drain(..) {
+            let _ = w.send(Ok(outcome));
+        }
+        let _ = self.events.send(CertEvent::Installed { key: key.clone() });
+    }
+
+    /// Logs the failure and tells `renew_now` callers (the backoff is on disk already).
+    fn report_failure(&mut self, key: &HostName, err: Option<AcmeError>) {
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        let st = &e.state;
+        let text = st.last_error.clone().unwrap_or_default();
+        let local = err.as_ref().is_some_and(AcmeError::is_local);
+        tracing::warn!(domain = %key, container = %e.spec.container,
+            action = if local { "self_check_failed" } else { "order_failed" },
+            attempts = st.failures, retry_at = %fmt_time(st.next_attempt), error = %text, "no certificate this time");
+        e.forced = false;
+        let mut first = err;
+        for (w, _) in e.waiters.drain(..) {
+            let _ = w.send(Err(first
+                .take()
+                .unwrap_or_else(|| AcmeError::Relayed(text.clone()))));
+        }
     }
 
     /// Writes `key`'s state (fsync'd, off the async threads) and waits for it: callers tell
