@@ -231,7 +231,9 @@ pub struct Opts {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.contains(char::is_whitespace) {
-        return Err(format!("{s:?} is not a duration like 100ms, 2s, 5m (no spaces)"));
+        return Err(format!(
+            "{s:?} is not a duration like 100ms, 2s, 5m (no spaces)"
+        ));
     }
     if let Ok(secs) = s.parse::<f64>() {
         return Duration::try_from_secs_f64(secs)
@@ -280,88 +282,11 @@ impl Settings {
     /// Validates `opts` (and `ACME_CA_URI` from `ca_uri_env`), collecting every error at once.
     pub fn from_opts(opts: Opts, ca_uri_env: Option<String>) -> Result<Settings, SettingsError> {
         let mut errs = Vec::new();
-        for (flag, path) in [
-            ("--conf-file", &opts.conf_file),
-            ("--webroot", &opts.webroot),
-            ("--certs-dir", &opts.certs_dir),
-            ("--vhost-dir", &opts.vhost_dir),
-            ("--htpasswd-dir", &opts.htpasswd_dir),
-        ] {
-            if let Err(e) = check_path(path) {
-                errs.push(format!("{flag} {}: {e}", path.display()));
-            }
-        }
-        if !(opts.docker_host.starts_with("unix://")
-            || opts.docker_host.starts_with("tcp://")
-            || opts.docker_host.starts_with("http://"))
-        {
-            errs.push(format!(
-                "--docker-host {:?}: use unix:///path/docker.sock or tcp://host:port",
-                opts.docker_host
-            ));
-        }
-        if opts.http_port == 0 || opts.https_port == 0 || opts.http_port == opts.https_port {
-            errs.push("--http-port and --https-port must be distinct ports 1-65535".into());
-        }
-        if opts.debounce > opts.debounce_max {
-            errs.push("--debounce must not exceed --debounce-max".into());
-        }
-        if opts.resync_interval < Duration::from_secs(1) {
-            errs.push("--resync-interval must be at least 1s".into());
-        }
-        if opts.acme_concurrency == 0 {
-            errs.push("--acme-concurrency must be at least 1".into());
-        }
-        if opts.acme_eab_kid.is_some() != opts.acme_eab_hmac_key.is_some() {
-            errs.push("--acme-eab-kid and --acme-eab-hmac-key go together".into());
-        }
-        if !opts.admin_addr.ip().is_loopback() && opts.admin_token_file.is_none() {
-            errs.push(format!(
-                "--admin-addr {} is not loopback: set --admin-token-file so that renew requests need a token",
-                opts.admin_addr
-            ));
-        }
-        let nginx = match (&opts.nginx_cmd, &opts.nginx_container) {
-            (Some(_), Some(_)) => {
-                errs.push("--nginx-cmd and --nginx-container exclude each other".into());
-                NginxMode::Container(None)
-            }
-            (Some(cmd), None) => {
-                let argv: Vec<String> = cmd.split_whitespace().map(str::to_owned).collect();
-                if argv.is_empty() {
-                    errs.push("--nginx-cmd is empty".into());
-                }
-                NginxMode::Local(argv)
-            }
-            (None, name) => NginxMode::Container(name.clone()),
-        };
-        let acme_directory = match (&opts.acme_directory, ca_uri_env, opts.acme_staging) {
-            (Some(d), _, _) => d.clone(),
-            (None, Some(d), _) if !d.is_empty() => d,
-            (None, _, true) => LETSENCRYPT_STAGING.to_string(),
-            _ => LETSENCRYPT_PRODUCTION.to_string(),
-        };
-        if !acme_directory.starts_with("https://") && !acme_directory.starts_with("http://") {
-            errs.push(format!(
-                "--acme-directory {acme_directory:?} is not an http(s) URL"
-            ));
-        }
-        let default_host = match opts.default_host.as_deref() {
-            None | Some("") => None,
-            Some(h) => match crate::host::HostName::parse(h) {
-                Ok(h) if !h.is_wildcard() => Some(h),
-                Ok(_) => {
-                    errs.push(format!(
-                        "--default-host {h:?}: a wildcard can't be the default host"
-                    ));
-                    None
-                }
-                Err(e) => {
-                    errs.push(format!("--default-host: {e}"));
-                    None
-                }
-            },
-        };
+        validate::check_paths(&opts, &mut errs);
+        validate::check_values(&opts, &mut errs);
+        let nginx = validate::nginx_mode(&opts, &mut errs);
+        let acme_directory = validate::acme_directory(&opts, ca_uri_env, &mut errs);
+        let default_host = validate::default_host(&opts, &mut errs);
         if errs.is_empty() {
             Ok(Settings {
                 opts,
@@ -375,19 +300,7 @@ impl Settings {
     }
 }
 
-/// Paths land in nginx text inside double quotes: refuse what could break out of them.
-fn check_path(p: &std::path::Path) -> Result<(), &'static str> {
-    let s = p.to_str().ok_or("not UTF-8")?;
-    if s.is_empty() {
-        return Err("empty");
-    }
-    if s.chars()
-        .any(|c| c.is_control() || matches!(c, '"' | '\\' | '$' | ';' | '{' | '}'))
-    {
-        return Err("contains a quote, backslash, $, ;, brace or control character");
-    }
-    Ok(())
-}
+mod validate;
 
 #[cfg(test)]
 mod tests;
