@@ -261,51 +261,8 @@ pub fn context(
         let cert = certs
             .get(&site.host)
             .filter(|_| site.https_method != HttpsMethod::NoHttps);
-        let http = match (cert, site.https_method) {
-            (Some(_), HttpsMethod::Redirect) => "redirect",
-            (Some(_), HttpsMethod::NoHttp) => "closed",
-            _ => "serve",
-        };
-        let hsts_applies = matches!(
-            site.https_method,
-            HttpsMethod::Redirect | HttpsMethod::NoHttp
-        );
-        let https = cert.map(|c| HttpsCtx {
-            fullchain: c.fullchain.display().to_string(),
-            privkey: c.privkey.display().to_string(),
-            hsts: site.hsts.0.clone().filter(|_| hsts_applies),
-            protocols: site.ssl_policy.protocols(),
-            ciphers: site.ssl_policy.ciphers(),
-            prefer_server_ciphers: site.ssl_policy.prefer_server_ciphers(),
-        });
-        let locations: Vec<LocationCtx> = site.locations.values().map(location).collect();
-        upstreams.extend(
-            site.locations
-                .values()
-                .filter(|l| !l.servers.is_empty())
-                .map(|l| UpstreamCtx {
-                    name: l.upstream.clone(),
-                    servers: l.servers.clone(),
-                }),
-        );
-        let mut containers: Vec<String> = site
-            .locations
-            .values()
-            .flat_map(|l| l.containers.iter().cloned())
-            .collect();
-        containers.sort();
-        containers.dedup();
-        out.push(SiteCtx {
-            host: site.host.clone(),
-            containers,
-            challenge_root: s.webroot.join(site.host.as_str()).display().to_string(),
-            http,
-            https,
-            root_404: !locations.iter().any(|l| l.path == "/"),
-            locations,
-            default_server: s.default_host.as_ref() == Some(&site.host),
-            snippets: SiteSnippets::default(),
-        });
+        upstreams.extend(site::site_upstreams(site));
+        out.push(site::site_ctx(site, cert, s));
     }
     upstreams.sort_by(|a, b| a.name.cmp(&b.name));
     let redirect_port = if s.https_port == 443 {
@@ -389,6 +346,8 @@ fn location(l: &Location) -> LocationCtx {
         internal: l.access == NetworkAccess::Internal,
     }
 }
+
+mod site;
 
 #[cfg(test)]
 mod tests;
