@@ -96,37 +96,9 @@ fn installed_certs(
             }
             continue;
         }
-        // The planned certificate first; then those under the set's other names (the key moved
-        // when the names were reordered: the old certificate serves until the new one is in);
-        // a name with no plan may have one a user put at `live/HOST/`.
-        let keys = plan
-            .spec_for(host)
-            .map_or_else(|| vec![host], |s| s.names.iter().collect());
-        let mut problem = None;
-        let mut chosen = None;
-        for k in keys {
-            let Some(fact) = installed.get(k) else {
-                continue;
-            };
-            match fact {
-                Ok(f) if names_host(&f.sans, host) => {
-                    chosen = Some(installed.paths(k));
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    problem.get_or_insert_with(|| e.clone());
-                }
-            }
-        }
-        if let Some(p) = chosen {
-            out.insert(
-                host.clone(),
-                CertFiles {
-                    fullchain: p.fullchain,
-                    privkey: p.privkey,
-                },
-            );
+        let (chosen, problem) = planned_cert(plan, installed, host);
+        if let Some(files) = chosen {
+            out.insert(host.clone(), files);
         } else if let Some(problem) = problem {
             let container = site
                 .locations
@@ -144,6 +116,37 @@ fn installed_certs(
     }
     sites.problems.extend(damaged);
     out
+}
+
+/// The planned certificate first; then those under the set's other names (the key moved when
+/// the names were reordered: the old certificate serves until the new one is in); a name with
+/// no plan may have one a user put at `live/HOST/`. Also the first unreadable one's problem.
+fn planned_cert(
+    plan: &CertPlan,
+    installed: &CertFacts,
+    host: &HostName,
+) -> (Option<CertFiles>, Option<String>) {
+    let keys = plan
+        .spec_for(host)
+        .map_or_else(|| vec![host], |s| s.names.iter().collect());
+    let mut problem = None;
+    for k in keys {
+        match installed.get(k) {
+            Some(Ok(f)) if names_host(&f.sans, host) => {
+                let p = installed.paths(k);
+                let files = CertFiles {
+                    fullchain: p.fullchain,
+                    privkey: p.privkey,
+                };
+                return (Some(files), problem);
+            }
+            Some(Err(e)) => {
+                problem.get_or_insert_with(|| e.clone());
+            }
+            _ => {}
+        }
+    }
+    (None, problem)
 }
 
 /// The user-managed certificate `live/NAME/` for `host` (CERT_NAME), or why it can't be served.
