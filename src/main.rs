@@ -62,20 +62,7 @@ fn settings(opts: &Opts) -> anyhow::Result<Settings> {
 async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
     match &cmd {
         Command::Run(o) => {
-            let s = settings(o)?;
-            let (tx, rx) = watch::channel(false);
-            let mut term =
-                signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-            let mut int =
-                signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!(action = "signal", signal = "TERM", "shutting down"),
-                    _ = int.recv() => tracing::info!(action = "signal", signal = "INT", "shutting down"),
-                }
-                let _ = tx.send(true);
-            });
-            app::run(s, rx).await?;
+            run_daemon(o).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Render(o) => {
@@ -90,45 +77,62 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             } else {
                 print_status(&body)?;
             }
-            Ok(if code == 200 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(exit_for(code))
         }
         Command::Renew {
             domain,
             force,
             opts,
-        } => {
-            let token = match &opts.admin_token_file {
-                Some(path) => Some(admin::read_token(path).await.map_err(anyhow::Error::msg)?),
-                None => None,
-            };
-            let path = if *force {
-                format!("/renew/{domain}?force=true")
-            } else {
-                format!("/renew/{domain}")
-            };
-            let (code, body) =
-                admin::request(opts.admin_addr, "POST", &path, token.as_deref(), RENEW).await?;
-            print!("{body}");
-            Ok(if code == 200 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        } => renew(domain, *force, opts).await,
         Command::Health(o) => {
             let (code, body) = admin::request(o.admin_addr, "GET", "/healthz", None, QUICK).await?;
             print!("{body}");
-            Ok(if code == 200 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(exit_for(code))
         }
     }
+}
+
+/// Success only for an HTTP 200 from the admin endpoint.
+fn exit_for(code: u16) -> ExitCode {
+    if code == 200 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `vhostd run`: the daemon until SIGTERM or SIGINT.
+async fn run_daemon(o: &Opts) -> anyhow::Result<()> {
+    let s = settings(o)?;
+    let (tx, rx) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!(action = "signal", signal = "TERM", "shutting down"),
+            _ = int.recv() => tracing::info!(action = "signal", signal = "INT", "shutting down"),
+        }
+        let _ = tx.send(true);
+    });
+    app::run(s, rx).await?;
+    Ok(())
+}
+
+/// `vhostd renew DOMAIN`: asks the running daemon to order now (with its admin token if set).
+async fn renew(domain: &str, force: bool, opts: &Opts) -> anyhow::Result<ExitCode> {
+    let token = match &opts.admin_token_file {
+        Some(path) => Some(admin::read_token(path).await.map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let path = if force {
+        format!("/renew/{domain}?force=true")
+    } else {
+        format!("/renew/{domain}")
+    };
+    let (code, body) =
+        admin::request(opts.admin_addr, "POST", &path, token.as_deref(), RENEW).await?;
+    print!("{body}");
+    Ok(exit_for(code))
 }
 
 /// Prints `/status` as a table for people (colour only on a terminal, and not under NO_COLOR).
