@@ -233,8 +233,9 @@ pub struct Opts {
         default_value = "/run/secrets/vhostd_store_key"
     )]
     pub swarm_secret_file: PathBuf,
-    /// How long a node's order lock holds in the shared store when it never releases it.
-    #[arg(long, env = "VHOSTD_SWARM_LOCK_TIME", default_value = "10m", value_parser = parse_duration)]
+    /// How long a node's order lock holds in the shared store when it never releases it
+    /// (longer than an order may take: 10 minutes).
+    #[arg(long, env = "VHOSTD_SWARM_LOCK_TIME", default_value = "15m", value_parser = parse_duration)]
     pub swarm_lock_time: Duration,
 }
 

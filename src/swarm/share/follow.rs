@@ -85,7 +85,7 @@ async fn sync_tokens(webroot: &Path, applied: &mut Applied, tokens: Vec<SharedTo
                 .await;
         match written {
             Ok(Ok(path)) => {
-                tracing::info!(domain = %t.name, action = "token_from_store", "answering a challenge another node ordered");
+                tracing::info!(domain = %t.name, action = "token_from_store", "answering a challenge token from the Swarm store");
                 applied.tokens.insert(t, path);
             }
             Ok(Err(e)) => {

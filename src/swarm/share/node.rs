@@ -18,6 +18,9 @@ use crate::swarm::store::{Bundle, CertStore, LockOutcome, LockToken, Stored};
 /// How often a node that lost the race looks again for the winner's certificate or the lock.
 const WAIT_POLL: Duration = Duration::from_secs(1);
 
+/// How long a published token is given to reach every node's webroot (two follower polls).
+const TOKEN_SPREAD: Duration = Duration::from_millis(2 * super::follow::POLL.as_millis() as u64);
+
 /// The hooks of an edge node sharing the Swarm store.
 pub struct SwarmHooks {
     /// The shared store.
@@ -200,7 +203,10 @@ impl OrderHooks for SwarmHooks {
             };
             match self.store.publish_token(&t, key).await {
                 Ok(()) => {
-                    tracing::info!(domain = %name, action = "token_shared", "challenge token published to every node")
+                    tracing::info!(domain = %name, action = "token_shared", "challenge token published to every node");
+                    // Every node's follower polls once per POLL: give each time to write the
+                    // token before the CA is told to validate (it may reach any node).
+                    tokio::time::sleep(TOKEN_SPREAD).await;
                 }
                 Err(e) => {
                     tracing::warn!(domain = %name, action = "token_share_failed", error = %e, "only this node answers the challenge")
