@@ -215,3 +215,41 @@ impl OrderHooks for SwarmHooks {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(names: &[&str]) -> CertSpec {
+        CertSpec {
+            key: HostName::parse(names[0]).unwrap(),
+            names: names.iter().map(|n| HostName::parse(n).unwrap()).collect(),
+            email: None,
+            profile: None,
+            container: "svc".into(),
+        }
+    }
+
+    #[test]
+    fn a_shared_certificate_fits_only_if_exact_valid_and_not_ours_already() {
+        let ck = rcgen::generate_simple_self_signed(vec!["a.example.com".to_string()]).unwrap();
+        let info = CertInfo::from_pem(ck.cert.pem().as_bytes()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let a = spec(&["a.example.com"]);
+        assert!(fits(&info, &a, None, now));
+        assert!(
+            fits(&info, &a, Some("another-serial"), now),
+            "a renewal by another node"
+        );
+        assert!(
+            !fits(&info, &a, Some(info.serial.as_str()), now),
+            "the one installed here: order"
+        );
+        assert!(
+            !fits(&info, &spec(&["a.example.com", "b.example.com"]), None, now),
+            "names changed"
+        );
+        let later = info.validity.not_after + time::Duration::seconds(1);
+        assert!(!fits(&info, &a, None, later), "expired");
+    }
+}
