@@ -176,13 +176,22 @@ impl Pebble {
 
     /// Points `host` at `ip` in challtestsrv's DNS (where Pebble validates HTTP-01).
     pub fn add_a(&self, host: &str, ip: &str) {
-        let body = serde_json::json!({"host": host, "addresses": [ip]}).to_string();
-        let out = Command::new("curl")
-            .args(["-sf", "--max-time", "5", "-d", &body])
-            .arg(format!("http://127.0.0.1:{}/add-a", self.chall_mgmt))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "challtestsrv /add-a {host} {ip}");
+        // /add-a appends: clear what an earlier call added first.
+        let calls = [
+            ("clear-a", serde_json::json!({ "host": host })),
+            (
+                "add-a",
+                serde_json::json!({"host": host, "addresses": [ip]}),
+            ),
+        ];
+        for (path, body) in calls {
+            let out = Command::new("curl")
+                .args(["-sf", "--max-time", "5", "-d", &body.to_string()])
+                .arg(format!("http://127.0.0.1:{}/{path}", self.chall_mgmt))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "challtestsrv /{path} {host} {ip}");
+        }
     }
 
     /// Writes Pebble's root to `dir/root.pem` and returns the path (for `openssl verify`).
