@@ -169,11 +169,10 @@ fn edge_nodes_share_one_order_per_name_and_survive_the_orderer_dying() {
         });
     }
     let http_every_node = created.elapsed();
-    let served = wait_for(T, "HTTPS with Pebble's certificate on both nodes", || {
+    wait_for(T, "HTTPS with Pebble's certificate on both nodes", || {
         let both = edges.map(|e| https(e, &pebble, host));
         both.iter().all(Option::is_some).then_some(())
     });
-    let _ = served;
     let cert_every_node = created.elapsed();
     assert_eq!(pebble.order_count(), 1, "exactly one order for {host}");
     assert!(
