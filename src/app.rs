@@ -52,6 +52,9 @@ pub enum AppError {
     /// dir, nginx command that does not run).
     #[error(transparent)]
     Preflight(#[from] crate::preflight::PreflightError),
+    /// The Swarm store key secret exists but cannot be used.
+    #[error("{0}; fix or remove the secret, or set --swarm-secret-file")]
+    SwarmStore(String),
 }
 
 /// Loads the templates named by the settings (embedded unless `--template-dir`).
@@ -187,6 +190,18 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
     let (_watches, files) = watch_files(&s);
     let (cert_tx, cert_rx) = mpsc::channel(64);
     let resync = Arc::new(Notify::new());
+    if !s.opts.no_acme && s.opts.swarm != crate::config::SwarmArg::Off {
+        let share = crate::swarm::share::ShareSettings {
+            docker_host: s.opts.docker_host.clone(),
+            secret_file: s.opts.swarm_secret_file.clone(),
+            lock_time: s.opts.swarm_lock_time,
+            certs_dir: s.opts.certs_dir.clone(),
+            webroot: s.opts.webroot.clone(),
+        };
+        crate::swarm::share::start(share, cert_tx.clone(), shutdown.clone())
+            .await
+            .map_err(AppError::SwarmStore)?;
+    }
     let certs =
         (!s.opts.no_acme).then(|| acme::spawn(acme_settings(&s), cert_tx, shutdown.clone()));
     tokio::spawn(docker::watch(

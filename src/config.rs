@@ -225,6 +225,18 @@ pub struct Opts {
     /// Also route Docker Swarm services when the engine is a manager: auto, on, off.
     #[arg(long, env = "VHOSTD_SWARM", value_enum, default_value = "auto")]
     pub swarm: SwarmArg,
+    /// Swarm secret sealing the private keys in the shared certificate store; with it (and a
+    /// Swarm manager) every edge node shares certificates and only one orders each name.
+    #[arg(
+        long,
+        env = "VHOSTD_SWARM_SECRET_FILE",
+        default_value = "/run/secrets/vhostd_store_key"
+    )]
+    pub swarm_secret_file: PathBuf,
+    /// How long a node's order lock holds in the shared store when it never releases it
+    /// (longer than an order may take: 10 minutes).
+    #[arg(long, env = "VHOSTD_SWARM_LOCK_TIME", default_value = "15m", value_parser = parse_duration)]
+    pub swarm_lock_time: Duration,
 }
 
 /// Parses `250ms`, `2s`, `5m`, `1h` (any `humantime` spelling without spaces) or plain seconds.

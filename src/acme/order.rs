@@ -69,10 +69,34 @@ pub async fn issue(
             }
         })?;
     }
-    let (order, pending) = match resume(settings, store, account, &req).await? {
+    // Swarm hook: one node orders, the others install its certificate (no-op on one host).
+    let hooks = crate::swarm::share::hooks();
+    let gate = hooks
+        .before_order(store, req.spec, req.installed_serial)
+        .await;
+    let lock = match gate.map_err(|e| AcmeError::Relayed(format!("{key}: shared store: {e}")))? {
+        crate::swarm::share::Gate::Installed(info) => return Ok(info),
+        crate::swarm::share::Gate::Order(lock) => lock,
+    };
+    let result = order_and_finish(settings, store, account, &req).await;
+    hooks
+        .after_order(store, &req.spec.key, lock, result.is_ok())
+        .await;
+    result
+}
+
+/// Resumes or places the order and drives it to an installed certificate.
+async fn order_and_finish(
+    settings: &AcmeSettings,
+    store: &Store,
+    account: &Account,
+    req: &OrderRequest<'_>,
+) -> Result<CertInfo, AcmeError> {
+    let key = req.spec.key.as_str();
+    let (order, pending) = match resume(settings, store, account, req).await? {
         Some(resumed) => resumed,
         None => {
-            let order = new_order(account, &req).await?;
+            let order = new_order(account, req).await?;
             tracing::info!(domain = key, action = "order_created", url = %order.url(), "the CA created an order");
             let pending = PendingOrder {
                 url: order.url().to_string(),
@@ -257,8 +281,9 @@ async fn authorize(
                 challenge.token.clone(),
             );
             let body = challenge.key_authorization().as_str().to_string();
+            let b = body.clone();
             let path =
-                tokio::task::spawn_blocking(move || write_challenge(&webroot, &n, &token, &body))
+                tokio::task::spawn_blocking(move || write_challenge(&webroot, &n, &token, &b))
                     .await
                     .map_err(std::io::Error::other)
                     .and_then(|r| r)
@@ -268,6 +293,9 @@ async fn authorize(
                         source,
                     })?;
             tokens.0.push(path);
+            crate::swarm::share::hooks()
+                .publish_token(&spec.key, &name, &challenge.token, &body)
+                .await;
             // A resumed order's challenge may already be processing: the file is what it needs.
             if challenge.status == ChallengeStatus::Pending {
                 nonce_retry!(challenge.set_ready().await)

@@ -7,12 +7,14 @@
 //!
 //! - [`model`]: the Swarm API's JSON; [`catalog`]: pure mapping to facts;
 //! - [`api`]: reads; [`watch`]: events and polls; [`merge`]: joins containers and services;
-//! - [`store`]: the certificate store shared by the Swarm's edge nodes (Swarm configs).
+//! - [`store`]: the certificate store shared by the Swarm's edge nodes (Swarm configs);
+//!   [`share`]: how orders use it (one node orders, every node installs and answers).
 
 pub mod api;
 pub mod catalog;
 pub mod merge;
 pub mod model;
+pub mod share;
 pub mod store;
 pub mod watch;
 

@@ -14,11 +14,19 @@ pub struct Nginx {
     pub http_port: u16,
     /// HTTPS port.
     pub https_port: u16,
+    /// The network namespace it runs in (multi-node tests), else the test's own.
+    pub netns: Option<String>,
 }
 
 impl Nginx {
     /// Starts nginx in `dir/nginx`, including `dir/nginx/conf.d/*.conf`.
     pub fn start(dir: &Path) -> Nginx {
+        Self::start_in(dir, None, free_port(), free_port())
+    }
+
+    /// Starts nginx in `dir/nginx` inside network namespace `netns` (`/run/netns/NAME`) on the
+    /// given ports (each namespace has its own ports).
+    pub fn start_in(dir: &Path, netns: Option<&str>, http_port: u16, https_port: u16) -> Nginx {
         let n = dir.join("nginx");
         std::fs::create_dir_all(n.join("conf.d")).unwrap();
         std::fs::create_dir_all(n.join("tmp")).unwrap();
@@ -32,11 +40,13 @@ impl Nginx {
         std::fs::write(n.join("nginx.conf"), conf).unwrap();
         let ngx = Nginx {
             dir: n,
-            http_port: free_port(),
-            https_port: free_port(),
+            http_port,
+            https_port,
+            netns: netns.map(str::to_string),
         };
-        let st = Command::new("nginx")
-            .args(ngx.args())
+        let argv = ngx.argv();
+        let st = Command::new(&argv[0])
+            .args(&argv[1..])
             .status()
             .expect("nginx is installed (scripts/test installs it)");
         assert!(
@@ -84,7 +94,18 @@ impl Nginx {
 
     /// The `--nginx-cmd` value for vhostd.
     pub fn cmd(&self) -> String {
-        format!("nginx {}", self.args().join(" "))
+        self.argv().join(" ")
+    }
+
+    /// The whole command line (under `nsenter --net` when in a namespace).
+    fn argv(&self) -> Vec<String> {
+        let mut v = match &self.netns {
+            Some(ns) => vec!["nsenter".into(), format!("--net=/run/netns/{ns}")],
+            None => vec![],
+        };
+        v.push("nginx".into());
+        v.extend(self.args());
+        v
     }
 
     /// vhostd's config file inside conf.d.

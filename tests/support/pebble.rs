@@ -30,6 +30,8 @@ pub struct Pebble {
     config_path: PathBuf,
     dns_port: u16,
     acme_port: u16,
+    /// challtestsrv's management port (`/add-a`).
+    chall_mgmt: u16,
     nonce_reject: u8,
 }
 
@@ -93,6 +95,7 @@ impl Pebble {
             config_path,
             dns_port,
             acme_port,
+            chall_mgmt,
             nonce_reject: opts.nonce_reject.unwrap_or(0),
             dir,
         };
@@ -169,6 +172,26 @@ impl Pebble {
             .lines()
             .filter(|l| l.contains("Issued certificate serial"))
             .count()
+    }
+
+    /// Points `host` at `ip` in challtestsrv's DNS (where Pebble validates HTTP-01).
+    pub fn add_a(&self, host: &str, ip: &str) {
+        // /add-a appends: clear what an earlier call added first.
+        let calls = [
+            ("clear-a", serde_json::json!({ "host": host })),
+            (
+                "add-a",
+                serde_json::json!({"host": host, "addresses": [ip]}),
+            ),
+        ];
+        for (path, body) in calls {
+            let out = Command::new("curl")
+                .args(["-sf", "--max-time", "5", "-d", &body.to_string()])
+                .arg(format!("http://127.0.0.1:{}/{path}", self.chall_mgmt))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "challtestsrv /{path} {host} {ip}");
+        }
     }
 
     /// Writes Pebble's root to `dir/root.pem` and returns the path (for `openssl verify`).

@@ -107,6 +107,11 @@ impl Vhostd {
         serde_json::from_str(&a.body).unwrap_or(serde_json::Value::Null)
     }
 
+    /// The daemon's process id (to kill it the hard way in crash tests).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

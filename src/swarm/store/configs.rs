@@ -47,6 +47,8 @@ struct ConfigSpec {
     name: String,
     #[serde(default)]
     data: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 /// A certificate version's content (the key sealed).
@@ -90,7 +92,19 @@ impl SwarmConfigs {
         kind: &str,
         data: &[u8],
     ) -> Result<Option<String>, StoreError> {
-        let labels = BTreeMap::from([(KIND, kind), (KEY, key.as_str())]);
+        self.create_labelled(key, name, &[(KIND, kind), (KEY, key.as_str())], data)
+            .await
+    }
+
+    /// Creates a config with `labels`; `None` when the name exists.
+    async fn create_labelled(
+        &self,
+        key: &HostName,
+        name: &str,
+        labels: &[(&str, &str)],
+        data: &[u8],
+    ) -> Result<Option<String>, StoreError> {
+        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
         let body =
             serde_json::json!({"Name": name, "Labels": labels, "Data": STANDARD.encode(data)});
         let path = "/configs/create";
@@ -142,8 +156,13 @@ impl SwarmConfigs {
 
     /// Every stored version of `key`'s certificate, oldest first.
     async fn versions(&self, key: &HostName) -> Result<Vec<Config>, StoreError> {
-        let filters =
-            serde_json::json!({"label": [format!("{KIND}=cert"), format!("{KEY}={key}")]});
+        self.list(key, &[format!("{KIND}=cert"), format!("{KEY}={key}")])
+            .await
+    }
+
+    /// Configs carrying every label filter (`k=v` or `k`), sorted by name.
+    async fn list(&self, key: &HostName, labels: &[String]) -> Result<Vec<Config>, StoreError> {
+        let filters = serde_json::json!({ "label": labels });
         let path = format!("/configs?filters={}", encode(&filters.to_string()));
         let (status, body) = self
             .api
@@ -249,5 +268,92 @@ impl CertStore for SwarmConfigs {
             }
         }
         Ok(())
+    }
+}
+
+/// A pending HTTP-01 token, as every node writes it into its webroot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SharedToken {
+    /// The name being validated.
+    pub name: HostName,
+    /// The CA's token (the file name; base64url, checked again when written).
+    pub token: String,
+    /// The key authorization (the file's body).
+    pub body: String,
+}
+
+/// What the store holds right now: pending tokens, and the newest certificate config per key.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Tokens to answer.
+    pub tokens: Vec<SharedToken>,
+    /// Certificate key → name of its newest config (a new name = a new certificate).
+    pub certs: BTreeMap<HostName, String>,
+}
+
+impl SwarmConfigs {
+    /// Publishes a pending token so every node answers it (one config per token, labelled).
+    pub async fn publish_token(&self, t: &SharedToken, key: &HostName) -> Result<(), StoreError> {
+        let id = crate::sites::fnv1a(format!("{}/{}", t.name, t.token).as_bytes());
+        let labels = [
+            (KIND, "token"),
+            (KEY, key.as_str()),
+            ("vhostd.name", t.name.as_str()),
+            ("vhostd.token", t.token.as_str()),
+        ];
+        let name = format!("vhostd-token-{id:016x}");
+        self.create_labelled(key, &name, &labels, t.body.as_bytes())
+            .await
+            .map(drop)
+    }
+
+    /// Removes every token published for `key`'s order.
+    pub async fn withdraw_tokens(&self, key: &HostName) -> Result<(), StoreError> {
+        for c in self
+            .list(key, &[format!("{KIND}=token"), format!("{KEY}={key}")])
+            .await?
+        {
+            self.delete(key, &c.id).await?;
+        }
+        Ok(())
+    }
+
+    /// One list call: every pending token and the newest certificate config of every key.
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let any = HostName::parse("store.invalid").map_err(|e| Self::err_text(&e))?;
+        let mut out = Snapshot::default();
+        for c in self.list(&any, &[KIND.to_string()]).await? {
+            let label = |k: &str| c.spec.labels.get(k).map(String::as_str);
+            let Some(key) = label(KEY).and_then(|k| HostName::parse(k).ok()) else {
+                continue;
+            };
+            match label(KIND) {
+                Some("cert") => {
+                    let slot = out.certs.entry(key).or_default();
+                    if c.spec.name > *slot {
+                        *slot = c.spec.name.clone();
+                    }
+                }
+                Some("token") => {
+                    let name = label("vhostd.name").and_then(|n| HostName::parse(n).ok());
+                    let token = label("vhostd.token").map(str::to_string);
+                    let body = STANDARD.decode(&c.spec.data).ok();
+                    let body = body.and_then(|b| String::from_utf8(b).ok());
+                    if let (Some(name), Some(token), Some(body)) = (name, token, body) {
+                        out.tokens.push(SharedToken { name, token, body });
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.tokens.sort();
+        Ok(out)
+    }
+
+    fn err_text(e: &impl ToString) -> StoreError {
+        StoreError {
+            key: "-".into(),
+            detail: e.to_string(),
+        }
     }
 }

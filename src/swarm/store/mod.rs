@@ -7,15 +7,15 @@
 //! sealed with a key read from a Swarm secret ([`seal`]). Each node still writes the local
 //! `live/` layout for its nginx ([`install`]).
 //!
-//! The protocol the ACME side is to follow (not wired into `acme` yet):
+//! The protocol the ACME side follows ([`crate::swarm::share`], hooked into the order):
 //! 1. before ordering KEY: [`CertStore::try_lock`]; `Held` → [`CertStore::load`] and [`install`]
 //!    a certificate that still fits, else wait until the winner saves or the lock expires;
 //! 2. `Acquired` → load again (the previous holder may have just finished), else order,
 //!    [`CertStore::save`], [`CertStore::unlock`];
-//! 3. every node: on a Swarm `config` `create` event labelled `vhostd.kind=cert`, load and
+//! 3. every node: on a new config labelled `vhostd.kind=cert` (a poll, one list call), load and
 //!    install, then reload nginx (renewals reach every node the same way);
-//! 4. HTTP-01 tokens (planned): one config per pending token, written into every node's webroot
-//!    on its `create` event, so the node the CA reaches answers.
+//! 4. HTTP-01 tokens: one config per pending token, written into every node's webroot (the
+//!    store is polled once a second), so the node the CA reaches answers.
 
 pub mod configs;
 pub mod lock;
@@ -28,8 +28,7 @@ use time::OffsetDateTime;
 
 pub use lock::LockRecord;
 
-use crate::acme::store::live_paths;
-use crate::fsutil::write_if_changed;
+use crate::acme::store::{Store, live_paths};
 use crate::host::HostName;
 
 /// A certificate with its key, as shared between nodes (the key in clear only in memory).
@@ -111,9 +110,9 @@ pub trait CertStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Writes `bundle` into this node's `CERTS_DIR/live/KEY/` (key 0600, each file atomic, the key
-/// first so a reader never pairs a new chain with an old key for long). Returns whether
-/// anything changed (then nginx must reload).
+/// Installs `bundle` into this node's `CERTS_DIR/live/KEY/` with the ACME side's one-unit
+/// install (`archive/KEY/N/`, `live/KEY` swapped by one rename). Returns whether anything
+/// changed (then nginx must reload).
 pub async fn install(
     certs_dir: &Path,
     key: &HostName,
@@ -123,17 +122,24 @@ pub async fn install(
         key: key.to_string(),
         detail,
     };
-    let (leaf, chain) = crate::acme::certinfo::split_chain(&bundle.fullchain).map_err(fail)?;
     let paths = live_paths(certs_dir, key);
-    let bundle = bundle.clone();
-    let written = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-        let mut changed = write_if_changed(&paths.privkey, bundle.privkey.as_bytes(), 0o600)?;
-        changed |= write_if_changed(&paths.cert, leaf.as_bytes(), 0o644)?;
-        changed |= write_if_changed(&paths.chain, chain.as_bytes(), 0o644)?;
-        changed |= write_if_changed(&paths.fullchain, bundle.fullchain.as_bytes(), 0o644)?;
-        Ok(changed)
-    })
-    .await
-    .map_err(|e| fail(e.to_string()))?;
-    written.map_err(|e| fail(format!("writing live/{key}/: {e}")))
+    let same = tokio::fs::read_to_string(&paths.fullchain)
+        .await
+        .ok()
+        .as_deref()
+        == Some(bundle.fullchain.as_str())
+        && tokio::fs::read_to_string(&paths.privkey)
+            .await
+            .ok()
+            .as_deref()
+            == Some(bundle.privkey.as_str());
+    if same {
+        return Ok(false);
+    }
+    let (store, k, b) = (Store::new(certs_dir), key.clone(), bundle.clone());
+    tokio::task::spawn_blocking(move || store.install(&k, &b.fullchain, &b.privkey))
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|(path, e)| fail(format!("installing into {}: {e}", path.display())))?;
+    Ok(true)
 }
