@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::acme::certinfo::CertInfo;
 use crate::acme::LivePaths;
+use crate::acme::certinfo::CertInfo;
 use crate::host::HostName;
 
 /// What one installed pair holds.
@@ -65,8 +65,10 @@ impl CertFacts {
     pub fn refresh_named(&mut self, name: &str) {
         let paths = self.named_paths(name);
         if paths.is_installed() {
-            self.by_key
-                .insert(name.to_string(), read_pair(&paths.fullchain, &paths.privkey));
+            self.by_key.insert(
+                name.to_string(),
+                read_pair(&paths.fullchain, &paths.privkey),
+            );
         } else {
             self.by_key.remove(name);
         }

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use bollard::models::ContainerInspectResponse;
 use vhostd::certfacts::CertFacts;
 use vhostd::desired;
-use vhostd::snippets::Snippets;
 use vhostd::facts::ContainerFacts;
 use vhostd::host::HostName;
 use vhostd::nginx_version::NginxVersion;
 use vhostd::render::{RenderSettings, Renderer};
 use vhostd::sites::{self, NginxReach, Problem};
+use vhostd::snippets::Snippets;
 
 /// Where the golden texts say certificates live; each run puts real files in a temp dir and
 /// writes this prefix in its place.
@@ -151,7 +151,10 @@ fn render_case(case: &Case, all: &[ContainerFacts], certs_dir: &Path) -> (String
         &Renderer::embedded(),
         &settings,
         &CertFacts::load(certs_dir),
-        &Snippets::empty(Path::new("/etc/nginx/vhost.d"), Path::new("/etc/nginx/htpasswd")),
+        &Snippets::empty(
+            Path::new("/etc/nginx/vhost.d"),
+            Path::new("/etc/nginx/htpasswd"),
+        ),
     );
     (d.text.unwrap(), d.sites.problems)
 }

@@ -35,9 +35,8 @@ fn rejecting_templates(dir: &std::path::Path) -> std::path::PathBuf {
     let main = std::fs::read_to_string(support::repo().join("templates/nginx.conf.tera")).unwrap();
     let hook = "    server_name {{ site.host }};\n";
     assert!(main.contains(hook));
-    let bad = format!(
-        "{hook}{{% if \"bad\" in site.host %}}    no_such_directive on;\n{{% endif %}}"
-    );
+    let bad =
+        format!("{hook}{{% if \"bad\" in site.host %}}    no_such_directive on;\n{{% endif %}}");
     std::fs::write(tdir.join("nginx.conf.tera"), main.replacen(hook, &bad, 1)).unwrap();
     std::fs::copy(
         support::repo().join("templates/location.tera"),
@@ -63,7 +62,7 @@ fn a_vhostd_killed_during_applies_never_leaves_a_config_nginx_rejects_live() {
             let mut i = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
-                let name = if i % 3 == 0 {
+                let name = if i.is_multiple_of(3) {
                     format!("bad{i}")
                 } else {
                     format!("good{i}")
@@ -82,7 +81,7 @@ fn a_vhostd_killed_during_applies_never_leaves_a_config_nginx_rejects_live() {
                     ])
                     .output();
                 if i > 4 {
-                    let old = if (i - 4) % 3 == 0 {
+                    let old = if (i - 4).is_multiple_of(3) {
                         format!("bad{}", i - 4)
                     } else {
                         format!("good{}", i - 4)

@@ -15,10 +15,10 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use vhostd::certfacts::CertFacts;
 use vhostd::desired;
-use vhostd::snippets::Snippets;
 use vhostd::facts::ContainerFacts;
 use vhostd::render::{RenderSettings, Renderer};
 use vhostd::sites::NginxReach;
+use vhostd::snippets::Snippets;
 
 const KEYS: &[&str] = &[
     "VIRTUAL_PORT",

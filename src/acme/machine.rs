@@ -86,7 +86,10 @@ pub fn apply(state: CertState, event: Event, now: OffsetDateTime) -> (CertState,
             local,
             retry_after,
             error,
-        } => (failed(state, local, retry_after, error, now), vec![Action::Save, Action::ReportFailure]),
+        } => (
+            failed(state, local, retry_after, error, now),
+            vec![Action::Save, Action::ReportFailure],
+        ),
         Event::AriWindow {
             cert_id,
             window,

@@ -9,14 +9,14 @@ use rand::Rng;
 use time::OffsetDateTime;
 use tokio::task::Id;
 
+use super::CertEvent;
 use super::certinfo::CertInfo;
 use super::error::AcmeError;
 use super::jobs::JobResult;
-use super::manager::Manager;
 use super::machine::{Action, Event, apply};
+use super::manager::Manager;
 use super::schedule::AriWindow;
 use super::status::fmt_time;
-use super::CertEvent;
 use crate::host::HostName;
 
 impl Manager {

@@ -185,7 +185,11 @@ impl Catalog {
 /// The one upstream port of `routes`, when all of its routes share it.
 fn single_port(routes: &labels::Routes) -> Option<u16> {
     let first = routes.routes.first()?.port;
-    routes.routes.iter().all(|r| r.port == first).then_some(first)
+    routes
+        .routes
+        .iter()
+        .all(|r| r.port == first)
+        .then_some(first)
 }
 
 /// The node port a host-mode published `target` port is bound to, if it is published so.

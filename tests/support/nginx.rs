@@ -73,10 +73,14 @@ impl Nginx {
     /// every connection from then on is served by a configuration loaded after `before`
     /// (after a SIGHUP, the old workers accept connections until they are told to quit).
     pub fn wait_workers_replaced(&self, before: &std::collections::BTreeSet<u32>) {
-        wait_for(Duration::from_secs(20), "nginx's old workers to exit", || {
-            let now = self.workers();
-            (!now.is_empty() && now.is_disjoint(before)).then_some(())
-        });
+        wait_for(
+            Duration::from_secs(20),
+            "nginx's old workers to exit",
+            || {
+                let now = self.workers();
+                (!now.is_empty() && now.is_disjoint(before)).then_some(())
+            },
+        );
     }
 
     /// `-e -p -c` arguments for this instance.

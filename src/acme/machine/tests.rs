@@ -41,7 +41,10 @@ fn issue_clears_the_backoff_and_is_saved_before_it_is_announced() {
     };
     let (st, actions) = apply(backing_off, ev, NOW);
     assert_eq!(actions, vec![Action::Save, Action::AnnounceIssued]);
-    assert_eq!((st.failures, st.next_attempt, st.last_error), (0, None, None));
+    assert_eq!(
+        (st.failures, st.next_attempt, st.last_error),
+        (0, None, None)
+    );
     assert_eq!(st.issued_at, Some(NOW));
     assert_eq!(st.issued_cert_id.as_deref(), Some("id1"));
     assert_eq!(st.directory.as_deref(), Some("https://ca/dir"));
@@ -105,9 +108,16 @@ fn an_ari_window_is_kept_and_its_pick_does_not_move_when_it_is_sent_again() {
     assert_eq!(actions, vec![Action::LogAriWindow(picked), Action::Save]);
     assert_eq!(st.ari_retry_at, None);
     let ari = st.ari.clone().unwrap();
-    assert_eq!((ari.selected, ari.next_poll), (picked, NOW + TimeDuration::hours(1)));
+    assert_eq!(
+        (ari.selected, ari.next_poll),
+        (picked, NOW + TimeDuration::hours(1))
+    );
     let (again, actions) = apply(st, ev(0.9), NOW);
-    assert_eq!(actions, vec![Action::Save], "same window: nothing new to log");
+    assert_eq!(
+        actions,
+        vec![Action::Save],
+        "same window: nothing new to log"
+    );
     assert_eq!(again.ari.unwrap().selected, picked);
 }
 
@@ -120,5 +130,11 @@ fn a_failed_ari_poll_is_retried_later_and_keeps_everything_else() {
     let (after, actions) = apply(st.clone(), Event::AriFailed, NOW);
     assert_eq!(actions, vec![Action::Save]);
     assert_eq!(after.ari_retry_at, Some(NOW + ARI_ERROR_POLL));
-    assert_eq!(CertState { ari_retry_at: None, ..after }, st);
+    assert_eq!(
+        CertState {
+            ari_retry_at: None,
+            ..after
+        },
+        st
+    );
 }

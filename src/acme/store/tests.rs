@@ -74,8 +74,7 @@ fn a_corrupt_account_file_is_moved_aside() {
     let path = store.account_path("https://ca/dir", None);
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, "{\"credentials\": tru").unwrap();
-    let Loaded::Corrupt { moved_to } = store.load_account("https://ca/dir", None).unwrap()
-    else {
+    let Loaded::Corrupt { moved_to } = store.load_account("https://ca/dir", None).unwrap() else {
         panic!("corrupt account file not reported");
     };
     assert_eq!(
