@@ -300,11 +300,7 @@ fn three_nodes_one_order_per_name_every_edge_serves_and_a_dead_orderer_is_replac
     });
     let orders_before = pebble.order_count();
     let killed = Instant::now();
-    let st = Command::new("kill")
-        .args(["-9", &nodes[dying].vhostd.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    nodes[dying].vhostd.kill9();
     wait_for(T, "the survivor waiting", || {
         logged(&nodes[survivor].vhostd, "lock_wait", host2).then_some(())
     });

@@ -218,11 +218,7 @@ fn edge_nodes_share_one_order_per_name_and_survive_the_orderer_dying() {
     });
     let orders_before = pebble.order_count();
     let killed = Instant::now();
-    let st = Command::new("kill")
-        .args(["-9", &edges[dying].vhostd.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    edges[dying].vhostd.kill9();
     wait_for(T, "the survivor waiting for the lock", || {
         logged(&edges[survivor].vhostd, "lock_wait", host2).then_some(())
     });

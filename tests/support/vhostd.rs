@@ -112,6 +112,15 @@ impl Vhostd {
         self.child.id()
     }
 
+    /// Kills the daemon with SIGKILL (a crash: nothing is cleaned up); it is reaped on drop.
+    pub fn kill9(&self) {
+        let st = std::process::Command::new("kill")
+            .args(["-9", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(st.success(), "kill -9 {}", self.pid());
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
