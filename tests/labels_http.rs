@@ -164,21 +164,25 @@ fn https_negotiates_http2_by_alpn_and_cert_name_serves_the_named_certificate() {
         curl_https(ngx.https_port, host, &ca, &["--http2"])
     });
     assert_eq!((version.as_str(), body.trim()), ("2", "lbl-h2"));
-    // ALPN on the wire, as openssl sees it.
-    let out = Command::new("openssl")
-        .args([
-            "s_client",
-            "-alpn",
-            "h2,http/1.1",
-            "-servername",
-            host,
-            "-connect",
-        ])
-        .arg(format!("127.0.0.1:{}", ngx.https_port))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("openssl is installed");
-    let text = String::from_utf8_lossy(&out.stdout);
+    // ALPN on the wire, as openssl sees it. Retried: an nginx worker of the generation before the
+    // reload may still take this connection and know no server for the name yet.
+    let text = wait_for(T, "openssl to negotiate ALPN h2", || {
+        let out = Command::new("openssl")
+            .args([
+                "s_client",
+                "-alpn",
+                "h2,http/1.1",
+                "-servername",
+                host,
+                "-connect",
+            ])
+            .arg(format!("127.0.0.1:{}", ngx.https_port))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl is installed");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("ALPN protocol: h2").then_some(text)
+    });
     assert!(text.contains("ALPN protocol: h2"), "{text}");
     // The default policy (Mozilla-Intermediate) reaches TLS 1.3 (the port's default server must
     // offer it: nginx negotiates the version there).
