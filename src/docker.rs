@@ -48,6 +48,9 @@ pub enum Update {
     Draining(String),
     /// A container is gone.
     Remove(String),
+    /// A container with routing labels was created and not yet started: a start is coming
+    /// (`docker compose up` creates every container, then starts them), so reloads can wait.
+    Created(String),
     /// The connection is lost; the controller keeps the last config as it is.
     Lost(String),
 }
@@ -117,6 +120,17 @@ pub enum EventAction {
     Drain(String),
     /// Drop this container (no inspect needed).
     Remove(String),
+    /// Created with routing labels; expect its start (no inspect: nothing to render yet).
+    Created(String),
+}
+
+/// Labels that make a created container worth waiting for (a Swarm task container is left out:
+/// the Swarm starts it at once, and it may be routed through its service instead).
+fn announces_a_site(attrs: Option<&HashMap<String, String>>) -> bool {
+    attrs.is_some_and(|a| {
+        (a.contains_key("VIRTUAL_HOST") || a.contains_key("VIRTUAL_HOST_MULTIPORTS"))
+            && !a.contains_key("com.docker.swarm.task.id")
+    })
 }
 
 /// Pure: the action an event calls for, or `None` for events that change nothing we render.
@@ -129,6 +143,9 @@ pub fn event_action(ev: &EventMessage) -> Option<EventAction> {
             let verb = action.split(':').next().unwrap_or(action).trim();
             match verb {
                 "destroy" => Some(EventAction::Remove(id)),
+                "create" => {
+                    announces_a_site(actor.attributes.as_ref()).then_some(EventAction::Created(id))
+                }
                 "start" | "restart" => Some(EventAction::Started(id)),
                 "kill" => {
                     let signal = actor.attributes.as_ref()?.get("signal")?;
@@ -247,6 +264,7 @@ async fn follow(
                     None => continue,
                     Some(EventAction::Remove(id)) => Update::Remove(id),
                     Some(EventAction::Drain(id)) => Update::Draining(id),
+                    Some(EventAction::Created(id)) => Update::Created(id),
                     Some(EventAction::Inspect(id)) => match inspect(&docker, &id, api).await? {
                         Some(f) => Update::Upsert(f),
                         None => Update::Remove(id),
@@ -321,6 +339,22 @@ mod tests {
         assert_eq!(
             event_action(&destroy),
             Some(EventAction::Remove("c1".into()))
+        );
+        // Recorded from dockerd 20.10 (`docker create -l VIRTUAL_HOST=...`).
+        let create = ev(
+            r#"{"status":"create","id":"b3ac1bb51da4","from":"local/busybox:latest","Type":"container","Action":"create","Actor":{"ID":"b3ac1bb51da4","Attributes":{"VIRTUAL_HOST":"a.example.com","image":"local/busybox:latest","name":"capt"}},"scope":"local","time":1796216759,"timeNano":1796216759203917156}"#,
+        );
+        assert_eq!(
+            event_action(&create),
+            Some(EventAction::Created("b3ac1bb51da4".into()))
+        );
+        let unlabelled = ev(
+            r#"{"Type":"container","Action":"create","Actor":{"ID":"c3","Attributes":{"image":"busybox","name":"x"}}}"#,
+        );
+        assert_eq!(
+            event_action(&unlabelled),
+            None,
+            "only routed containers are awaited"
         );
         let exec = ev(
             r#"{"Type":"container","Action":"exec_start: nginx -t","Actor":{"ID":"c1","Attributes":{}}}"#,

@@ -135,7 +135,7 @@ impl Inventory {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn facts(id: &str, running: bool) -> ContainerFacts {

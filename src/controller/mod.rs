@@ -4,6 +4,7 @@
 //! nginx, and the [`Reporter`] (status, metrics, de-duplicated logs). Triggers only mark the
 //! state dirty; [`Controller::reconcile`] recomputes everything (level-triggered).
 
+mod ahead;
 pub mod apply;
 pub mod dirwatch;
 mod files;
@@ -34,6 +35,7 @@ use crate::render::{RenderSettings, Renderer};
 use crate::sites::NginxReach;
 use crate::snippets::Snippets;
 use crate::status::Status;
+use ahead::StartsAhead;
 
 pub use apply::Applier;
 pub use inventory::{Change, DOCKER, Inventory};
@@ -120,12 +122,16 @@ impl<A: Applier> Controller<A> {
         self.force_reload = false;
         let o = &self.settings.opts;
         let mut debounce = Debounce::new(o.debounce, o.debounce_max);
+        let mut ahead = StartsAhead::default();
         let mut resync_tick =
             tokio::time::interval_at(Instant::now() + o.resync_interval, o.resync_interval);
         loop {
-            let deadline = debounce.deadline();
+            let deadline = debounce.deadline(ahead.any(Instant::now()));
             let dirty = tokio::select! {
-                Some(u) = inputs.docker.recv() => self.on_docker(u),
+                Some(u) = inputs.docker.recv() => {
+                    ahead.note(&u, Instant::now());
+                    self.on_docker(u)
+                }
                 Some(()) = inputs.templates.recv() => self.on_templates().await,
                 Some(()) = inputs.snippets.recv() => self.on_snippets().await,
                 Some(ev) = inputs.certs.recv() => self.on_cert_event(ev).await,
@@ -143,7 +149,8 @@ impl<A: Applier> Controller<A> {
                 _ = inputs.shutdown.wait_for(|s| *s) => return,
             };
             if dirty {
-                debounce.mark(Instant::now());
+                let now = Instant::now();
+                debounce.mark(now, ahead.any(now));
             }
         }
     }
@@ -159,6 +166,8 @@ impl<A: Applier> Controller<A> {
                 self.reporter.docker_connected(false);
                 return false;
             }
+            // Nothing to render until it starts; the pacing takes note (see `ahead`).
+            Update::Created(_) => return false,
             Update::Synced(all) => {
                 self.reporter.docker_connected(true);
                 Change::Synced(all)
