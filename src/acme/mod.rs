@@ -38,6 +38,7 @@ fn is_bad_nonce(e: &instant_acme::Error) -> bool {
 
 mod account;
 mod adopt;
+mod authz;
 pub mod backoff;
 pub mod certinfo;
 mod decide;
