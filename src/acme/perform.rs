@@ -43,7 +43,11 @@ impl Manager {
                 tracing::info!(action = "ari_unsupported", directory = %self.ctx.settings.directory,
                     "the CA offers no renewal information (ARI); renewing by certificate lifetime");
             }
-            log => {
+            log @ (Action::LogAriWindow(_)
+            | Action::LogStateUnreadable(_)
+            | Action::LogUnwanted
+            | Action::LogCaChanged { .. }
+            | Action::LogRenewalScheduled { .. }) => {
                 if let Some(c) = self.entries.get(key).map(|e| &e.cert) {
                     log_action(key, c, log);
                 }
@@ -80,7 +84,7 @@ impl Manager {
     }
 }
 
-/// Writes the log line of a logging action.
+/// Writes the log line of a logging action (other actions are not passed here).
 fn log_action(key: &HostName, c: &Cert, action: Action) {
     let container = &c.spec.container;
     match action {
