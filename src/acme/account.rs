@@ -1,11 +1,12 @@
 //! ACME accounts: one per (directory, contact), created once, stored 0600 under
 //! `CERTS_DIR/vhostd/accounts/` and restored on later runs. Restoring fetches the directory, so
 //! this can fail while the CA is down: callers retry with backoff; nothing here panics or exits.
+//! File work runs off the async threads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use instant_acme::{Account, AccountBuilder, ExternalAccountKey, NewAccount};
+use instant_acme::{Account, AccountBuilder, AccountCredentials, ExternalAccountKey, NewAccount};
 use tokio::sync::OnceCell;
 
 use super::AcmeSettings;
@@ -43,54 +44,78 @@ impl Accounts {
     }
 
     /// Forgets a cached account whose registration the CA no longer knows (e.g. a reset test CA),
-    /// and moves its file aside so the next attempt registers anew.
-    pub fn forget(&self, email: Option<&str>) {
+    /// and moves its file aside (off the async threads) so the next attempt registers anew.
+    pub async fn forget(&self, email: Option<&str>) {
         let contact = email.or(self.settings.email.as_deref()).map(mailto);
         let path = self
             .store
             .account_path(&self.settings.directory, contact.as_deref());
-        let _ = std::fs::rename(&path, path.with_extension("json.gone"));
+        let _ = tokio::task::spawn_blocking(move || {
+            std::fs::rename(&path, path.with_extension("json.gone"))
+        })
+        .await;
         self.cells
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&contact);
     }
 
+    /// The stored account for `contact`, else a new registration (stored at once).
     async fn load_or_create(
         &self,
         contact: Option<&str>,
         domain: &str,
     ) -> Result<Account, AcmeError> {
+        let builder = self
+            .builder()
+            .await
+            .map_err(|e| self.account_err(domain, e))?;
+        match self.load(contact, domain).await? {
+            Loaded::Found(creds) => {
+                return builder
+                    .from_credentials(creds)
+                    .await
+                    .map_err(|e| self.account_err(domain, e));
+            }
+            Loaded::Missing => {}
+            Loaded::Corrupt { moved_to } => {
+                let path = self.store.account_path(&self.settings.directory, contact);
+                tracing::warn!(domain, action = "account_file_replaced", path = %path.display(), moved_to = %moved_to.display(),
+                    "the account file did not parse; it was moved aside and a new account is registered");
+            }
+        }
+        self.register(builder, contact, domain).await
+    }
+
+    /// Reads the stored credentials for `contact`, off the async threads.
+    async fn load(
+        &self,
+        contact: Option<&str>,
+        domain: &str,
+    ) -> Result<Loaded<AccountCredentials>, AcmeError> {
         let directory = self.settings.directory.clone();
-        let err = |source| AcmeError::Account {
-            domain: domain.to_string(),
-            directory: directory.clone(),
-            source: Box::new(source),
-        };
-        let builder = self.builder().map_err(err)?;
         let path = self.store.account_path(&directory, contact);
-        let (store, dir, who) = (
-            self.store.clone(),
-            directory.clone(),
-            contact.map(str::to_string),
-        );
-        let loaded = tokio::task::spawn_blocking(move || store.load_account(&dir, who.as_deref()))
+        let (store, who) = (self.store.clone(), contact.map(str::to_string));
+        tokio::task::spawn_blocking(move || store.load_account(&directory, who.as_deref()))
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r)
             .map_err(|source| AcmeError::Io {
                 domain: domain.to_string(),
-                path: path.clone(),
+                path,
                 source,
-            })?;
-        match loaded {
-            Loaded::Found(creds) => return builder.from_credentials(creds).await.map_err(err),
-            Loaded::Missing => {}
-            Loaded::Corrupt { moved_to } => {
-                tracing::warn!(domain, action = "account_file_replaced", path = %path.display(), moved_to = %moved_to.display(),
-                    "the account file did not parse; it was moved aside and a new account is registered");
-            }
-        }
+            })
+    }
+
+    /// Registers a new account (with EAB when configured) and stores it (0600, off the async
+    /// threads).
+    async fn register(
+        &self,
+        builder: AccountBuilder,
+        contact: Option<&str>,
+        domain: &str,
+    ) -> Result<Account, AcmeError> {
+        let directory = self.settings.directory.clone();
         let eab = match &self.settings.eab {
             Some((kid, hmac)) => Some(ExternalAccountKey::new(
                 kid.clone(),
@@ -105,30 +130,57 @@ impl Accounts {
             only_return_existing: false,
         };
         let mut builder = Some(builder);
-        let (account, creds) =
-            nonce_retry!(match builder.take().map_or_else(|| self.builder(), Ok) {
-                Ok(b) => b.create(&new, directory.clone(), eab.as_ref()).await,
-                Err(e) => Err(e),
-            })
-            .map_err(err)?;
-        let path = self
-            .store
-            .save_account(&directory, contact, &creds)
-            .map_err(|source| AcmeError::Io {
-                domain: domain.to_string(),
-                path: self.store.account_path(&directory, contact),
-                source,
-            })?;
+        let (account, creds) = nonce_retry!(
+            async {
+                // A retry needs a fresh builder: `create` consumes it.
+                let b = match builder.take() {
+                    Some(b) => b,
+                    None => self.builder().await?,
+                };
+                b.create(&new, directory.clone(), eab.as_ref()).await
+            }
+            .await
+        )
+        .map_err(|e| self.account_err(domain, e))?;
+        let (store, dir, who) = (
+            self.store.clone(),
+            directory.clone(),
+            contact.map(str::to_string),
+        );
+        let path =
+            tokio::task::spawn_blocking(move || store.save_account(&dir, who.as_deref(), &creds))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map_err(|source| AcmeError::Io {
+                    domain: domain.to_string(),
+                    path: self.store.account_path(&directory, contact),
+                    source,
+                })?;
         tracing::info!(domain, action = "account_created", directory = %directory, contact = contact.unwrap_or("-"),
             path = %path.display(), "ACME account registered");
         Ok(account)
     }
 
-    fn builder(&self) -> Result<AccountBuilder, instant_acme::Error> {
-        match &self.settings.ca_bundle {
+    /// The error for a failed account request.
+    fn account_err(&self, domain: &str, source: instant_acme::Error) -> AcmeError {
+        AcmeError::Account {
+            domain: domain.to_string(),
+            directory: self.settings.directory.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    /// An HTTP client for the CA: `--acme-ca-bundle` is read from disk, so this runs off the
+    /// async threads.
+    async fn builder(&self) -> Result<AccountBuilder, instant_acme::Error> {
+        let bundle = self.settings.ca_bundle.clone();
+        tokio::task::spawn_blocking(move || match bundle {
             Some(pem) => Account::builder_with_root(pem),
             None => Account::builder(),
-        }
+        })
+        .await
+        .unwrap_or_else(|e| Err(instant_acme::Error::Other(Box::new(e))))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Pure: given what is installed and what we remember, what to do now for one certificate
-//! (order, poll ARI, or wait until when) and what its status is. The manager calls this on every
-//! wake-up; restarts therefore never change a decision (everything it reads is on disk).
+//! (order, poll ARI, or wait until when) and what its status is. The state machine calls this on
+//! every wake-up and the status is built from it; restarts therefore never change a decision
+//! (everything it reads is on disk).
 
 use time::OffsetDateTime;
 

@@ -56,45 +56,19 @@ pub async fn run_order(
         .profile
         .clone()
         .or_else(|| ctx.settings.profile.clone());
-    let names: Vec<&str> = spec.names.iter().map(|n| n.as_str()).collect();
-    for name in &spec.names {
-        if let Err(reason) =
-            selfcheck::check(&ctx.settings.webroot, ctx.settings.self_check, name).await
-        {
-            return JobResult::Order(Err(AcmeError::SelfCheck {
-                domain: name.to_string(),
-                reason,
-            }));
-        }
+    if let Err(e) = self_check(&ctx, &spec).await {
+        return JobResult::Order(Err(e));
     }
+    let names: Vec<&str> = spec.names.iter().map(|n| n.as_str()).collect();
     tracing::info!(domain = %spec.key, container = %spec.container, action = if renewal { "renewal_started" } else { "order_started" },
         names = %names.join(","), profile = profile.as_deref().unwrap_or("-"), "ordering certificate");
-    let work = async {
-        // A CA that forgot our account (a reset test CA, a deactivated account): register again
-        // at once instead of waiting out a backoff.
-        let mut registered_again = false;
-        loop {
-            let account = ctx
-                .accounts
-                .get(spec.email.as_deref(), spec.key.as_str())
-                .await?;
-            let req = OrderRequest {
-                spec: &spec,
-                profile: profile.as_deref(),
-                replaces: replaces.as_deref(),
-                installed_serial: installed_serial.as_deref(),
-            };
-            match order::issue(&ctx.settings, &ctx.store, &account, req).await {
-                Err(e) if !registered_again && e.account_gone() => {
-                    registered_again = true;
-                    tracing::warn!(domain = %spec.key, action = "account_gone", error = %e, "the CA no longer knows our account; registering a new one");
-                    ctx.accounts.forget(spec.email.as_deref());
-                }
-                r => return r,
-            }
-        }
+    let req = OrderRequest {
+        spec: &spec,
+        profile: profile.as_deref(),
+        replaces: replaces.as_deref(),
+        installed_serial: installed_serial.as_deref(),
     };
-    let result = match tokio::time::timeout(ORDER_LIMIT, work).await {
+    let result = match tokio::time::timeout(ORDER_LIMIT, order_once_more(&ctx, req)).await {
         Ok(r) => r,
         Err(_) => Err(AcmeError::Timeout {
             domain: spec.key.to_string(),
@@ -102,9 +76,45 @@ pub async fn run_order(
         }),
     };
     if result.as_ref().err().is_some_and(AcmeError::account_gone) {
-        ctx.accounts.forget(spec.email.as_deref());
+        ctx.accounts.forget(spec.email.as_deref()).await;
     }
     JobResult::Order(result)
+}
+
+/// Probes every name through nginx; the first failure ends the order before the CA is asked.
+async fn self_check(ctx: &Ctx, spec: &CertSpec) -> Result<(), AcmeError> {
+    for name in &spec.names {
+        if let Err(reason) =
+            selfcheck::check(&ctx.settings.webroot, ctx.settings.self_check, name).await
+        {
+            return Err(AcmeError::SelfCheck {
+                domain: name.to_string(),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Orders; a CA that forgot our account (a reset test CA, a deactivated account) gets a new
+/// registration and the order once more at once, instead of waiting out a backoff.
+async fn order_once_more(ctx: &Ctx, req: OrderRequest<'_>) -> Result<CertInfo, AcmeError> {
+    let spec = req.spec;
+    let mut registered_again = false;
+    loop {
+        let account = ctx
+            .accounts
+            .get(spec.email.as_deref(), spec.key.as_str())
+            .await?;
+        match order::issue(&ctx.settings, &ctx.store, &account, req).await {
+            Err(e) if !registered_again && e.account_gone() => {
+                registered_again = true;
+                tracing::warn!(domain = %spec.key, action = "account_gone", error = %e, "the CA no longer knows our account; registering a new one");
+                ctx.accounts.forget(spec.email.as_deref()).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Fetches the ARI window for `cert_id`.

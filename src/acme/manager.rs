@@ -1,7 +1,9 @@
-//! The certificate task: owns the wanted set and every certificate's state, sleeps until the
-//! next deadline (renewal, backoff end, ARI poll) or a command, and spawns bounded jobs. All
-//! decisions come from [`decide`](super::decide::decide); all state it acts on is on disk, so a
-//! restart resumes exactly (no re-order of a valid certificate, no backoff reset).
+//! The certificate task: the loop and I/O around the pure state machine. It owns every
+//! certificate's [`Cert`] value, reads the clock, feeds each wake-up, command and job result to
+//! [`apply`](super::machine::apply) and performs the actions it returns (spawn a job, save the
+//! state file, answer waiters, log, tell the controller, publish the status). It decides nothing
+//! itself; all state decisions read is on disk, so a restart resumes exactly (no re-order of a
+//! valid certificate, no backoff reset).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,14 +14,13 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::{Id, JoinSet};
 
 use super::account::Accounts;
-use super::certinfo::CertInfo;
-use super::decide::decide;
 use super::error::AcmeError;
-use super::jobs::{Ctx, JobResult, poll_ari, run_order};
+use super::jobs::{Ctx, JobResult};
+use super::machine::{Cert, Event, apply};
 use super::plan::CertSpec;
 use super::renew::{RenewOutcome, Waiter};
-use super::status::{CertStatus, Phase, fmt_time, status_of};
-use super::store::{CertState, Store};
+use super::status::{CertStatus, status_of};
+use super::store::Store;
 use super::{AcmeSettings, CertEvent};
 use crate::host::HostName;
 
@@ -128,50 +129,13 @@ async fn forward(mut rx: mpsc::UnboundedReceiver<CertEvent>, tx: mpsc::Sender<Ce
     }
 }
 
-/// The kind of job out for a certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Job {
-    /// An order (self-check, then ACME).
-    Order,
-    /// An ARI poll.
-    Ari,
-}
-
-/// One wanted (or just unwanted, job still out) certificate.
+/// One wanted (or just unwanted, job still out) certificate: the machine's value, and the
+/// channels the machine never sees.
 pub(super) struct Entry {
-    /// What is wanted.
-    pub(super) spec: CertSpec,
-    /// What we remember (mirrors the state file).
-    pub(super) state: CertState,
-    /// The installed certificate, if any.
-    pub(super) installed: Option<CertInfo>,
-    /// In the last `set_wanted`.
-    pub(super) wanted: bool,
-    /// A job is out for this certificate (`order` or `ari`).
-    pub(super) running: Option<Job>,
-    /// An admin asked to renew now.
-    pub(super) forced: bool,
+    /// Everything decisions read (see [`Cert`]).
+    pub(super) cert: Cert,
     /// `renew_now` callers waiting for the next order's outcome, with what each is told on success.
     pub(super) waiters: Vec<(Waiter, RenewOutcome)>,
-    /// Last renewal time logged (log only changes).
-    pub(super) logged_renewal: Option<OffsetDateTime>,
-    /// The state file is not loaded yet, or could not be read (the error, and when to try
-    /// again): nothing is ordered and nothing saved over it until it reads.
-    pub(super) unreadable: Option<(String, OffsetDateTime)>,
-}
-
-impl Entry {
-    /// The installed certificate, unless another ACME directory issued it (a switch from
-    /// staging to production, or to another CA): that one is replaced at once, not at its
-    /// renewal time, and its id is never sent as `replaces` to a CA that did not issue it.
-    pub(super) fn current(&self, directory: &str) -> Option<&CertInfo> {
-        let same_ca = self
-            .state
-            .directory
-            .as_deref()
-            .is_none_or(|d| d == directory);
-        self.installed.as_ref().filter(|_| same_ca)
-    }
 }
 
 /// The task's state (see module docs).
@@ -201,6 +165,25 @@ enum Wake {
     Shutdown,
 }
 
+/// What the manager holds for one event besides the event itself: things the pure machine never
+/// sees (an order's error, to hand to waiters; a renew-now caller's reply channel).
+#[derive(Default)]
+pub(super) struct Held {
+    /// The failed order's error (the first waiter gets it as is).
+    pub(super) err: Option<AcmeError>,
+    /// The renew-now caller, and the key as it asked for it (answers name it so).
+    pub(super) reply: Option<(Waiter, String)>,
+}
+
+/// What performing one event's actions left for the loop.
+#[derive(Default)]
+pub(super) struct Fed {
+    /// The earliest wake-up asked for.
+    pub(super) wake: Option<OffsetDateTime>,
+    /// The state file must be read (then the certificate ticks again).
+    pub(super) read_state: bool,
+}
+
 impl Manager {
     async fn run(
         mut self,
@@ -214,8 +197,7 @@ impl Manager {
         }
         while !*shutdown.borrow() {
             let now = self.clock.now();
-            self.load_due(now).await;
-            let sleep = self.step(now).map_or(MAX_SLEEP, |at| {
+            let sleep = self.step(now).await.map_or(MAX_SLEEP, |at| {
                 Duration::try_from(at - now)
                     .unwrap_or_default()
                     .min(MAX_SLEEP)
@@ -244,128 +226,60 @@ impl Manager {
     async fn command(&mut self, c: Command) {
         match c {
             Command::SetWanted(specs) => self.set_wanted(specs).await,
-            Command::RenewNow(key, force, reply) => self.renew_now(key, force, reply),
+            Command::RenewNow(key, force, reply) => self.renew_now(key, force, reply).await,
         }
     }
 
-    /// Starts what is due; returns the earliest future deadline. Publishes the status.
-    fn step(&mut self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    /// Ticks every certificate (starting what is due); returns the earliest wake-up asked for.
+    /// Publishes the status.
+    async fn step(&mut self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         let mut wake: Option<OffsetDateTime> = None;
         let keys: Vec<HostName> = self.entries.keys().cloned().collect();
         for key in keys {
-            let Some(e) = self
-                .entries
-                .get_mut(&key)
-                .filter(|e| e.wanted && e.running.is_none())
-            else {
-                continue;
+            let tick = Event::Tick {
+                ari: self.ari_enabled,
             };
-            if let Some((_, retry)) = &e.unreadable {
-                wake = [wake, Some(*retry)].into_iter().flatten().min();
-                continue;
+            let mut fed = self.feed(&key, tick.clone(), now, Held::default()).await;
+            if fed.read_state {
+                let read = self.read_state(&key).await;
+                self.feed(&key, Event::StateRead(read), now, Held::default())
+                    .await;
+                fed = self.feed(&key, tick, now, Held::default()).await;
             }
-            let directory = &self.ctx.settings.directory;
-            let d = decide(
-                e.current(directory),
-                &e.spec.names,
-                &e.state,
-                e.forced,
-                self.ari_enabled,
-                now,
-            );
-            if d.order_now && e.installed.is_some() && e.current(directory).is_none() {
-                tracing::info!(domain = %key, container = %e.spec.container, action = "ca_changed",
-                    issued_by = %e.state.directory.as_deref().unwrap_or("-"), directory = %directory,
-                    "certificate is from another ACME directory; ordering from the current one");
-            }
-            if d.phase == Phase::Valid && d.next_renewal != e.logged_renewal {
-                e.logged_renewal = d.next_renewal;
-                tracing::info!(domain = %key, container = %e.spec.container, action = "renewal_scheduled",
-                    at = %fmt_time(d.next_renewal), not_after = %fmt_time(e.installed.as_ref().map(|c| c.validity.not_after)),
-                    "certificate valid; renewal scheduled");
-            }
-            if d.order_now {
-                self.start_order(&key);
-            } else if d.ari_now {
-                self.start_ari(&key);
-            }
-            wake = [wake, d.wake].into_iter().flatten().min();
+            wake = [wake, fed.wake].into_iter().flatten().min();
         }
         self.publish(now);
         wake
     }
 
-    fn start_order(&mut self, key: &HostName) {
-        let Some(e) = self.entries.get_mut(key) else {
-            return;
+    /// Feeds one event to `key`'s certificate and performs the actions the machine returns.
+    pub(super) async fn feed(
+        &mut self,
+        key: &HostName,
+        event: Event,
+        now: OffsetDateTime,
+        mut held: Held,
+    ) -> Fed {
+        let mut fed = Fed::default();
+        let Some(mut e) = self.entries.remove(key) else {
+            return fed;
         };
-        e.running = Some(Job::Order);
-        // `replaces` is an ARI field: a CA known to have no ARI is not asked for it.
-        let ours = e
-            .current(&self.ctx.settings.directory)
-            .filter(|_| self.ari_enabled)
-            .and_then(|c| c.ari_id.clone())
-            .filter(|id| e.state.issued_cert_id.as_ref() == Some(id));
-        let serial = e.installed.as_ref().map(|c| c.serial.clone());
-        let fut = run_order(self.ctx.clone(), e.spec.clone(), ours, serial);
-        let id = self.jobs.spawn(fut).id();
-        self.job_keys.insert(id, key.clone());
-    }
-
-    fn start_ari(&mut self, key: &HostName) {
-        let Some(e) = self.entries.get_mut(key) else {
-            return;
-        };
-        let Some(cert_id) = e.installed.as_ref().and_then(|c| c.ari_id.clone()) else {
-            return;
-        };
-        e.running = Some(Job::Ari);
-        let id = self
-            .jobs
-            .spawn(poll_ari(self.ctx.clone(), e.spec.clone(), cert_id))
-            .id();
-        self.job_keys.insert(id, key.clone());
+        let (cert, actions) = apply(e.cert, event, now);
+        e.cert = cert;
+        self.entries.insert(key.clone(), e);
+        for action in actions {
+            self.perform(key, action, &mut held, &mut fed).await;
+        }
+        fed
     }
 
     fn publish(&self, now: OffsetDateTime) {
+        let profile = self.ctx.settings.profile.as_deref();
         let list = self
             .entries
-            .iter()
-            .filter(|(_, e)| e.wanted)
-            .map(|(key, e)| {
-                let d = decide(
-                    e.current(&self.ctx.settings.directory),
-                    &e.spec.names,
-                    &e.state,
-                    e.forced,
-                    self.ari_enabled,
-                    now,
-                );
-                let profile = e
-                    .spec
-                    .profile
-                    .as_deref()
-                    .or(self.ctx.settings.profile.as_deref());
-                let ordering = e.running == Some(Job::Order);
-                let mut state = e.state.clone();
-                if let Some((error, _)) = &e.unreadable {
-                    state.last_error =
-                        Some(format!("cannot read its state file: {error}; retrying"));
-                }
-                let mut st = status_of(
-                    key,
-                    &e.spec,
-                    e.installed.as_ref(),
-                    &state,
-                    &d,
-                    profile,
-                    ordering,
-                );
-                if e.unreadable.is_some() {
-                    st.state = Phase::StateUnreadable;
-                }
-                st
-            })
+            .values()
+            .filter(|e| e.cert.wanted)
+            .map(|e| status_of(&e.cert, profile, self.ari_enabled, now))
             .collect();
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = list;
     }

@@ -2,9 +2,11 @@
 //! containers ask for.
 //!
 //! - pure: [`eligible`] (can a name have a public cert), [`plan`] (containers → certificates),
-//!   [`schedule`] (when to renew: lifetime or ARI), [`backoff`] (when to retry), [`certinfo`];
+//!   [`schedule`] (when to renew: lifetime or ARI), [`backoff`] (when to retry), [`certinfo`],
+//!   `machine` (one certificate's state machine: every decision the manager acts on);
 //! - I/O: [`store`] (files under `CERTS_DIR`), `selfcheck` (probe through nginx), `account`,
-//!   `order` (instant-acme), `manager` (the one task that owns all certificate state).
+//!   `order` (instant-acme), `manager` (the one task that owns all certificate state: only the
+//!   loop and I/O around `machine`).
 //!
 //! The controller calls [`plan`], then [`CertHandle::set_wanted`] once the challenge routes are
 //! live, and re-renders nginx when a [`CertEvent`] arrives. Nothing here touches nginx itself.
@@ -36,6 +38,7 @@ fn is_bad_nonce(e: &instant_acme::Error) -> bool {
 
 mod account;
 mod adopt;
+mod authz;
 pub mod backoff;
 pub mod certinfo;
 mod decide;
@@ -49,6 +52,7 @@ mod manager;
 mod order;
 mod outcome;
 mod pending;
+mod perform;
 pub mod plan;
 mod renew;
 pub mod schedule;

@@ -1,21 +1,20 @@
-//! One ACME order, HTTP-01 over the webroot: new order (profile, `replaces`), token files, ready,
-//! poll, finalize with a fresh key, download, install. Token files are removed whatever happens.
-//! Decides nothing about *when*; that is the manager's job.
+//! One ACME order, HTTP-01 over the webroot: new order (profile, `replaces`), token files
+//! ([`authz`](super::authz)), ready, poll, finalize with a fresh key, download, install. Token
+//! files are removed whatever happens. Decides nothing about *when*; that is the machine's job.
 
 use std::borrow::Cow;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ChallengeType,
-    Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
+    Account, CertificateIdentifier, Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
 };
 
+use super::authz::{TokenFiles, authorize, failure_detail};
 use super::certinfo::CertInfo;
 use super::error::AcmeError;
 use super::pending::{PendingOrder, blocking, forget_pending, resume, save_pending};
 use super::plan::CertSpec;
-use super::store::{Store, write_challenge};
+use super::store::Store;
 use super::{AcmeSettings, KeyType};
 use crate::host::HostName;
 
@@ -23,6 +22,7 @@ use crate::host::HostName;
 const POLL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the manager asks for.
+#[derive(Clone, Copy)]
 pub struct OrderRequest<'a> {
     /// The certificate.
     pub spec: &'a CertSpec,
@@ -113,7 +113,8 @@ async fn order_and_finish(
 }
 
 /// Drives an order from wherever it is (pending, ready, processing, valid) to an installed
-/// certificate. The key is on disk before finalize; the pending file goes once installed.
+/// certificate. The key is on disk before finalize; the token files go once the certificate is
+/// downloaded (or the order failed); the pending file goes once it is installed.
 async fn finish(
     settings: &AcmeSettings,
     store: &Store,
@@ -121,14 +122,29 @@ async fn finish(
     mut order: Order,
     mut pending: PendingOrder,
 ) -> Result<CertInfo, AcmeError> {
+    let mut tokens = TokenFiles::default();
+    let chain = certificate(settings, store, spec, &mut order, &mut pending, &mut tokens).await;
+    tokens.remove().await;
+    install(store, spec, chain?, pending.key_pem).await
+}
+
+/// Validates a pending order, finalizes a ready one (its key saved first) and downloads the
+/// certificate chain.
+async fn certificate(
+    settings: &AcmeSettings,
+    store: &Store,
+    spec: &CertSpec,
+    order: &mut Order,
+    pending: &mut PendingOrder,
+    tokens: &mut TokenFiles,
+) -> Result<String, AcmeError> {
     let key = spec.key.as_str();
-    let mut tokens = TokenFiles(Vec::new());
     if order.state().status == OrderStatus::Pending {
-        authorize(settings, spec, &mut order, &mut tokens).await?;
+        authorize(settings, spec, order, tokens).await?;
         let status = nonce_retry!(order.poll_ready(&retry()).await)
             .map_err(|e| AcmeError::protocol(key, "validation", e))?;
         if status != OrderStatus::Ready {
-            let detail = failure_detail(&mut order).await;
+            let detail = failure_detail(order).await;
             forget_pending(store, &spec.key).await;
             return Err(AcmeError::Validation {
                 domain: key.to_string(),
@@ -142,15 +158,25 @@ async fn finish(
             None => new_key(spec, settings.key_type)?,
         };
         pending.key_pem = Some(key_pem.clone());
-        save_pending(store, &spec.key, &pending).await?;
+        save_pending(store, &spec.key, pending).await?;
         let csr = csr(spec, &key_pem)?;
         nonce_retry!(order.finalize_csr(&csr).await)
             .map_err(|e| AcmeError::protocol(key, "finalize", e))?;
     }
-    let chain = nonce_retry!(order.poll_certificate(&retry()).await)
-        .map_err(|e| AcmeError::protocol(key, "certificate download", e))?;
-    drop(tokens);
-    let key_pem = pending.key_pem.ok_or_else(|| AcmeError::Crypto {
+    nonce_retry!(order.poll_certificate(&retry()).await)
+        .map_err(|e| AcmeError::protocol(key, "certificate download", e))
+}
+
+/// Installs the chain with the order's key under `live/KEY/` (off the async threads), then
+/// forgets the pending order.
+async fn install(
+    store: &Store,
+    spec: &CertSpec,
+    chain: String,
+    key_pem: Option<String>,
+) -> Result<CertInfo, AcmeError> {
+    let key = spec.key.as_str();
+    let key_pem = key_pem.ok_or_else(|| AcmeError::Crypto {
         domain: key.to_string(),
         detail: "the order was finalized without a stored key".into(),
     })?;
@@ -223,117 +249,6 @@ fn parse_cert_id(s: &str) -> Option<CertificateIdentifier<'static>> {
     })
 }
 
-/// Writes a token file for every pending authorization and tells the CA it may validate.
-async fn authorize(
-    settings: &AcmeSettings,
-    spec: &CertSpec,
-    order: &mut Order,
-    tokens: &mut TokenFiles,
-) -> Result<(), AcmeError> {
-    let key = spec.key.as_str();
-    let mut readied: Vec<HostName> = Vec::new();
-    let mut tries = 0;
-    'walk: loop {
-        let mut authzs = order.authorizations();
-        while let Some(authz) = authzs.next().await {
-            let mut authz = match authz {
-                Ok(a) => a,
-                // A rejected nonce: walk the authorizations again (ready ones are skipped).
-                Err(e) if tries < super::NONCE_RETRIES && super::is_bad_nonce(&e) => {
-                    tries += 1;
-                    continue 'walk;
-                }
-                Err(e) => return Err(AcmeError::protocol(key, "authorization fetch", e)),
-            };
-            match authz.status {
-                AuthorizationStatus::Valid => continue,
-                AuthorizationStatus::Pending => {}
-                other => {
-                    return Err(AcmeError::Validation {
-                        domain: key.to_string(),
-                        detail: format!("authorization is {other:?}"),
-                    });
-                }
-            }
-            let name = match authz.identifier().identifier {
-                Identifier::Dns(n) => spec.names.iter().find(|h| h.as_str() == n).cloned(),
-                _ => None,
-            };
-            let Some(name) = name else {
-                return Err(AcmeError::Validation {
-                    domain: key.to_string(),
-                    detail: "the CA asked about a name we did not order".into(),
-                });
-            };
-            if readied.contains(&name) {
-                continue;
-            }
-            let mut challenge =
-                authz
-                    .challenge(ChallengeType::Http01)
-                    .ok_or_else(|| AcmeError::Validation {
-                        domain: name.to_string(),
-                        detail: "the CA offers no http-01 challenge for this name".into(),
-                    })?;
-            let (webroot, n, token) = (
-                settings.webroot.clone(),
-                name.clone(),
-                challenge.token.clone(),
-            );
-            let body = challenge.key_authorization().as_str().to_string();
-            let b = body.clone();
-            let path =
-                tokio::task::spawn_blocking(move || write_challenge(&webroot, &n, &token, &b))
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r)
-                    .map_err(|source| AcmeError::Io {
-                        domain: name.to_string(),
-                        path: settings.webroot.join(name.as_str()),
-                        source,
-                    })?;
-            tokens.0.push(path);
-            crate::swarm::share::hooks()
-                .publish_token(&spec.key, &name, &challenge.token, &body)
-                .await;
-            // A resumed order's challenge may already be processing: the file is what it needs.
-            if challenge.status == ChallengeStatus::Pending {
-                nonce_retry!(challenge.set_ready().await)
-                    .map_err(|e| AcmeError::protocol(name.as_str(), "challenge", e))?;
-            }
-            readied.push(name);
-        }
-        return Ok(());
-    }
-}
-
-/// The CA's reasons from the failed authorizations ("a.example.com: connection refused; ...").
-async fn failure_detail(order: &mut Order) -> String {
-    let mut out = Vec::new();
-    if let Some(e) = &order.state().error {
-        out.push(e.to_string());
-    }
-    let mut authzs = order.authorizations();
-    while let Some(Ok(mut authz)) = authzs.next().await {
-        let Ok(state) = authz.refresh().await else {
-            continue;
-        };
-        let who = state.identifier().to_string();
-        out.extend(
-            state
-                .challenges
-                .iter()
-                .filter_map(|c| c.error.as_ref())
-                .map(|e| format!("{who}: {e}")),
-        );
-    }
-    if out.is_empty() {
-        "the order became invalid".to_string()
-    } else {
-        out.join("; ")
-    }
-}
-
 /// A fresh private key (PEM) of `key_type`.
 fn new_key(spec: &CertSpec, key_type: KeyType) -> Result<String, AcmeError> {
     let alg = match key_type {
@@ -365,17 +280,6 @@ fn csr(spec: &CertSpec, key_pem: &str) -> Result<Vec<u8>, AcmeError> {
     params.distinguished_name = rcgen::DistinguishedName::new();
     let csr = params.serialize_request(&key).map_err(err)?;
     Ok(csr.der().to_vec())
-}
-
-/// Token files written for one order; removed on drop (success, failure or cancellation).
-struct TokenFiles(Vec<PathBuf>);
-
-impl Drop for TokenFiles {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,149 +1,68 @@
-//! What happens when a job ends: a new certificate is recorded and announced, a failure moves
-//! the backoff on (persisted first, so a restart can't reset it), an ARI answer is kept. Part of
-//! the manager's I/O side: the state changes themselves are [`machine::apply`](super::machine::apply).
-//! No network here.
-
-use std::time::Duration;
+//! What happens when a job ends, the manager's side: the job's result becomes an
+//! [`Outcome`] for the machine (which moves the state on: see
+//! [`machine::outcome`](super::machine)), and these are the I/O actions that follow: the state
+//! file is written first, then `renew_now` callers and the controller are told. No network here.
 
 use rand::Rng;
-use time::OffsetDateTime;
 use tokio::task::Id;
 
 use super::CertEvent;
-use super::certinfo::CertInfo;
 use super::error::AcmeError;
 use super::jobs::JobResult;
-use super::machine::{Action, Event, apply};
-use super::manager::Manager;
-use super::schedule::AriWindow;
+use super::machine::{Event, Outcome};
+use super::manager::{Held, Manager};
 use super::status::fmt_time;
 use crate::host::HostName;
 
 impl Manager {
-    /// Applies a finished job's result to its certificate.
+    /// Feeds a finished job's result to its certificate's machine.
     pub(super) async fn finished(&mut self, id: Id, result: JobResult) {
         let Some(key) = self.job_keys.remove(&id) else {
             return;
         };
-        let Some(e) = self.entries.get_mut(&key) else {
+        let Some(e) = self.entries.get(&key) else {
             return;
         };
-        e.running = None;
         let now = self.clock.now();
-        match result {
-            JobResult::Order(Ok(info)) => self.issued(&key, info, now).await,
-            JobResult::Order(Err(err)) => self.failed(&key, err, now).await,
-            JobResult::Ari(Ok((window, wait))) => self.ari_window(&key, window, wait, now).await,
-            JobResult::Ari(Err(msg)) => {
-                tracing::debug!(domain = %key, action = "ari_failed", error = %msg, "ARI poll failed; lifetime rule applies");
-                self.perform(&key, Event::AriFailed, now, None).await;
-            }
-            JobResult::AriUnsupported => {
-                self.ari_enabled = false;
-                tracing::info!(action = "ari_unsupported", directory = %self.ctx.settings.directory,
-                    "the CA offers no renewal information (ARI); renewing by certificate lifetime");
-            }
-        }
-        if self
-            .entries
-            .get(&key)
-            .is_some_and(|e| !e.wanted && e.running.is_none())
-        {
-            self.entries.remove(&key);
-        }
-    }
-
-    async fn issued(&mut self, key: &HostName, info: CertInfo, now: OffsetDateTime) {
-        let Some(e) = self.entries.get_mut(key) else {
-            return;
-        };
-        tracing::info!(domain = %key, container = %e.spec.container, action = "issued", serial = %info.serial,
-            issuer = %info.issuer, not_after = %fmt_time(Some(info.validity.not_after)), "certificate installed");
-        let event = Event::Issued {
-            names: e.spec.names.iter().map(HostName::to_string).collect(),
-            profile: e
-                .spec
-                .profile
-                .clone()
-                .or_else(|| self.ctx.settings.profile.clone()),
-            cert_id: info.ari_id.clone(),
-            directory: self.ctx.settings.directory.clone(),
-        };
-        e.installed = Some(info);
-        self.perform(key, event, now, None).await;
-    }
-
-    async fn failed(&mut self, key: &HostName, err: AcmeError, now: OffsetDateTime) {
-        let event = Event::Failed {
-            local: err.is_local(),
-            retry_after: err.retry_after(),
-            error: err.to_string(),
-        };
-        self.perform(key, event, now, Some(err)).await;
-    }
-
-    async fn ari_window(
-        &mut self,
-        key: &HostName,
-        window: AriWindow,
-        wait: Duration,
-        now: OffsetDateTime,
-    ) {
-        let Some(e) = self.entries.get(key) else {
-            return;
-        };
-        let Some(cert_id) = e.installed.as_ref().and_then(|c| c.ari_id.clone()) else {
-            return;
-        };
-        let unit = rand::rng().random::<f64>();
-        let event = Event::AriWindow {
-            cert_id,
-            window,
-            wait,
-            unit,
-        };
-        self.perform(key, event, now, None).await;
-    }
-
-    /// Runs the state machine for one event, then its actions in order (I/O only here).
-    async fn perform(
-        &mut self,
-        key: &HostName,
-        event: Event,
-        now: OffsetDateTime,
-        mut err: Option<AcmeError>,
-    ) {
-        let Some(e) = self.entries.get_mut(key) else {
-            return;
-        };
-        let window = match &event {
-            Event::AriWindow { window, .. } => Some(window.clone()),
-            _ => None,
-        };
-        let (state, actions) = apply(std::mem::take(&mut e.state), event, now);
-        e.state = state;
-        for action in actions {
-            match action {
-                Action::Save => self.save(key).await,
-                Action::AnnounceIssued => self.announce_issued(key),
-                Action::ReportFailure => self.report_failure(key, err.take()),
-                Action::LogAriWindow(picked) => {
-                    if let Some(w) = &window {
-                        tracing::info!(domain = %key, action = "ari_window", start = %fmt_time(Some(w.start)), end = %fmt_time(Some(w.end)),
-                            picked = %fmt_time(Some(picked)), explanation = w.explanation_url.as_deref().unwrap_or("-"),
-                            "CA suggested a renewal window");
-                    }
+        let mut held = Held::default();
+        let outcome = match result {
+            JobResult::Order(Ok(info)) => {
+                tracing::info!(domain = %key, container = %e.cert.spec.container, action = "issued", serial = %info.serial,
+                    issuer = %info.issuer, not_after = %fmt_time(Some(info.validity.not_after)), "certificate installed");
+                let profile = e.cert.spec.profile.clone();
+                Outcome::Issued {
+                    info,
+                    profile: profile.or_else(|| self.ctx.settings.profile.clone()),
                 }
             }
-        }
+            JobResult::Order(Err(err)) => {
+                let failed = Outcome::Failed {
+                    local: err.is_local(),
+                    retry_after: err.retry_after(),
+                    error: err.to_string(),
+                };
+                held.err = Some(err);
+                failed
+            }
+            JobResult::Ari(Ok((window, wait))) => Outcome::AriWindow {
+                window,
+                wait,
+                unit: rand::rng().random::<f64>(),
+            },
+            JobResult::Ari(Err(msg)) => {
+                tracing::debug!(domain = %key, action = "ari_failed", error = %msg, "ARI poll failed; lifetime rule applies");
+                Outcome::AriFailed
+            }
+            JobResult::AriUnsupported => Outcome::AriUnsupported,
+        };
+        self.feed(&key, Event::Finished(outcome), now, held).await;
     }
 
     /// Tells `renew_now` callers and the controller (the state is on disk already).
-    fn announce_issued(&mut self, key: &HostName) {
+    pub(super) fn announce_issued(&mut self, key: &HostName) {
         let Some(e) = self.entries.get_mut(key) else {
             return;
         };
-        e.forced = false;
         for (w, outcome) in e.waiters.drain(..) {
             let _ = w.send(Ok(outcome));
         }
@@ -151,17 +70,16 @@ impl Manager {
     }
 
     /// Logs the failure and tells `renew_now` callers (the backoff is on disk already).
-    fn report_failure(&mut self, key: &HostName, err: Option<AcmeError>) {
+    pub(super) fn report_failure(&mut self, key: &HostName, err: Option<AcmeError>) {
         let Some(e) = self.entries.get_mut(key) else {
             return;
         };
-        let st = &e.state;
+        let st = &e.cert.state;
         let text = st.last_error.clone().unwrap_or_default();
         let local = err.as_ref().is_some_and(AcmeError::is_local);
-        tracing::warn!(domain = %key, container = %e.spec.container,
+        tracing::warn!(domain = %key, container = %e.cert.spec.container,
             action = if local { "self_check_failed" } else { "order_failed" },
             attempts = st.failures, retry_at = %fmt_time(st.next_attempt), error = %text, "no certificate this time");
-        e.forced = false;
         let mut first = err;
         for (w, _) in e.waiters.drain(..) {
             let _ = w.send(Err(first
@@ -171,12 +89,12 @@ impl Manager {
     }
 
     /// Writes `key`'s state (fsync'd, off the async threads) and waits for it: callers tell
-    /// anyone about an outcome only once it is on disk. An unreadable file is never written over.
-    async fn save(&self, key: &HostName) {
-        let Some(e) = self.entries.get(key).filter(|e| e.unreadable.is_none()) else {
+    /// anyone about an outcome only once it is on disk.
+    pub(super) async fn save(&self, key: &HostName) {
+        let Some(e) = self.entries.get(key) else {
             return;
         };
-        let (store, k, state) = (self.ctx.store.clone(), key.clone(), e.state.clone());
+        let (store, k, state) = (self.ctx.store.clone(), key.clone(), e.cert.state.clone());
         let done = tokio::task::spawn_blocking(move || store.save_state(&k, &state))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));

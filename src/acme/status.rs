@@ -1,13 +1,10 @@
-//! [`CertStatus`]: one certificate as `/status` and `vhostd status` show it. Plain data, built by
-//! the manager from its state; no I/O.
+//! [`CertStatus`]: one certificate as `/status`, `vhostd status` and `--json` show it. Plain data,
+//! built from the machine's [`Cert`]; no I/O.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::certinfo::CertInfo;
-use super::decide::Decision;
-use super::plan::CertSpec;
-use super::store::CertState;
+use super::machine::{Cert, Job};
 use crate::host::HostName;
 
 /// Where a certificate stands, as status and logs show it.
@@ -96,23 +93,36 @@ pub struct CertStatus {
     pub state: Phase,
 }
 
-/// Builds the status of one certificate from the manager's view of it.
+/// Builds the status of one certificate from the machine's view of it (`profile`: the global
+/// default; `ari`: the CA has ARI, as far as known).
 pub(crate) fn status_of(
-    key: &HostName,
-    spec: &CertSpec,
-    installed: Option<&CertInfo>,
-    state: &CertState,
-    d: &Decision,
+    cert: &Cert,
     profile: Option<&str>,
-    ordering: bool,
+    ari: bool,
+    now: OffsetDateTime,
 ) -> CertStatus {
+    let d = cert.decide(ari, now);
+    let spec = &cert.spec;
+    let installed = cert.installed.as_ref();
+    let state = &cert.state;
+    let last_error = match &cert.unreadable {
+        Some(u) => Some(format!("cannot read its state file: {}; retrying", u.error)),
+        None => state.last_error.clone(),
+    };
+    let phase = if cert.unreadable.is_some() {
+        Phase::StateUnreadable
+    } else if cert.running == Some(Job::Order) {
+        Phase::Ordering
+    } else {
+        d.phase
+    };
     CertStatus {
-        key: key.to_string(),
+        key: spec.key.to_string(),
         names: spec.names.iter().map(HostName::to_string).collect(),
         container: spec.container.clone(),
         issuer: installed.map(|c| c.issuer.clone()),
         serial: installed.map(|c| c.serial.clone()),
-        profile: profile.map(str::to_string),
+        profile: spec.profile.as_deref().or(profile).map(str::to_string),
         not_before: installed.map(|c| c.validity.not_before),
         not_after: installed.map(|c| c.validity.not_after),
         next_renewal: d.next_renewal,
@@ -120,10 +130,10 @@ pub(crate) fn status_of(
             .ari
             .as_ref()
             .and_then(|a| a.window.explanation_url.clone()),
-        last_error: state.last_error.clone(),
+        last_error,
         attempts: state.failures,
         next_attempt: state.next_attempt,
-        state: if ordering { Phase::Ordering } else { d.phase },
+        state: phase,
     }
 }
 

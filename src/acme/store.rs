@@ -1,6 +1,7 @@
 //! Files: installed certificates (`CERTS_DIR/live/KEY/*.pem`, certbot's layout), vhostd's own
 //! state (`CERTS_DIR/vhostd/`: ACME accounts 0600, per-certificate JSON) and the HTTP-01 webroot.
-//! Every write is atomic ([`crate::fsutil::write_atomic`]). No network, no decisions.
+//! Every write is atomic ([`crate::fsutil::write_atomic`]). No network, no decisions. Blocking:
+//! async code calls it on the blocking pool (`spawn_blocking`).
 
 use std::fs;
 use std::io;

@@ -1,99 +1,81 @@
 //! The wanted set and what the manager reads from disk for it: the installed certificate (or one
 //! adopted from `--nginx-proxy-certs`), the challenge directories, and each certificate's state
-//! file (read when first wanted and again after a read error). All of it off the async threads.
+//! file (read when the machine asks: first use, and again after a read error). All of it off the
+//! async threads.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
 use super::CertEvent;
 use super::adopt;
 use super::certinfo::CertInfo;
-use super::manager::{Entry, Manager};
+use super::machine::{Cert, Event};
+use super::manager::{Entry, Held, Manager};
 use super::plan::CertSpec;
 use super::status::fmt_time;
 use super::store::{CertState, Store, challenge_dir};
 use crate::host::HostName;
 
 impl Manager {
-    /// Replaces the wanted set; a certificate seen for the first time has its installed files
-    /// read (or an existing pair adopted) off the async threads. Its state file is read by
-    /// [`Manager::load_due`].
+    /// Replaces the wanted set. A certificate seen for the first time gets its challenge
+    /// directories and has its installed files read (or an existing pair adopted); the machine
+    /// has its state file read at the next tick. The others are told they are (un)wanted.
     pub(super) async fn set_wanted(&mut self, specs: Vec<CertSpec>) {
-        for e in self.entries.values_mut() {
-            e.wanted = false;
-        }
+        let keys: HashSet<HostName> = specs.iter().map(|s| s.key.clone()).collect();
         for spec in specs {
             let key = spec.key.clone();
-            if self
-                .entries
-                .get(&key)
-                .is_none_or(|e| e.spec.names != spec.names)
-            {
-                let (webroot, s) = (self.ctx.settings.webroot.clone(), spec.clone());
-                let _ = tokio::task::spawn_blocking(move || prepare_webroot(&webroot, &s)).await;
-            }
             let now = self.clock.now();
-            if !self.entries.contains_key(&key) {
-                let (store, dir, s) = (
-                    self.ctx.store.clone(),
-                    self.ctx.settings.nginx_proxy_certs.clone(),
-                    spec.clone(),
-                );
-                let (installed, adopted) = tokio::task::spawn_blocking(move || {
-                    installed_or_adopted(&store, dir.as_deref(), &s, now)
-                })
-                .await
-                .unwrap_or((None, false));
-                if adopted {
-                    let _ = self.events.send(CertEvent::Installed { key: key.clone() });
-                }
-                self.entries.insert(
-                    key.clone(),
-                    Entry {
-                        state: CertState::default(),
-                        unreadable: Some((String::new(), now)),
-                        installed,
-                        spec: spec.clone(),
-                        wanted: true,
-                        running: None,
-                        forced: false,
-                        waiters: Vec::new(),
-                        logged_renewal: None,
-                    },
-                );
-            }
-            if let Some(e) = self.entries.get_mut(&key) {
-                e.spec = spec;
-                e.wanted = true;
+            if self.entries.contains_key(&key) {
+                self.feed(&key, Event::Wanted(spec), now, Held::default())
+                    .await;
+            } else {
+                self.add(spec, now).await;
             }
         }
-        self.entries.retain(|key, e| {
-            if !e.wanted && e.running.is_none() {
-                tracing::info!(domain = %key, container = %e.spec.container, action = "cert_unwanted",
-                    "no longer wanted: renewal stops, files kept");
-            }
-            e.wanted || e.running.is_some()
-        });
+        let now = self.clock.now();
+        let gone: Vec<HostName> = self
+            .entries
+            .keys()
+            .filter(|k| !keys.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.feed(&key, Event::Unwanted, now, Held::default()).await;
+        }
     }
 
-    /// Reads the state files that are due (first use, or a retry after a read error).
-    pub(super) async fn load_due(&mut self, now: OffsetDateTime) {
-        let due: Vec<HostName> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.unreadable.as_ref().is_some_and(|(_, at)| *at <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            let (store, k) = (self.ctx.store.clone(), key.clone());
-            let read = tokio::task::spawn_blocking(move || store.load_state(&k))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-            if let Some(e) = self.entries.get_mut(&key) {
-                apply_load(&key, e, read, now);
-            }
+    /// Starts tracking a newly wanted certificate.
+    async fn add(&mut self, spec: CertSpec, now: OffsetDateTime) {
+        prepare_webroot(self.ctx.settings.webroot.clone(), spec.clone()).await;
+        let (store, dir, s) = (
+            self.ctx.store.clone(),
+            self.ctx.settings.nginx_proxy_certs.clone(),
+            spec.clone(),
+        );
+        let (installed, adopted) = tokio::task::spawn_blocking(move || {
+            installed_or_adopted(&store, dir.as_deref(), &s, now)
+        })
+        .await
+        .unwrap_or((None, false));
+        let key = spec.key.clone();
+        if adopted {
+            let _ = self.events.send(CertEvent::Installed { key: key.clone() });
         }
+        let directory = self.ctx.settings.directory.clone();
+        let cert = Cert::new(spec, directory, installed, now);
+        let waiters = Vec::new();
+        self.entries.insert(key, Entry { cert, waiters });
+    }
+
+    /// Reads `key`'s state file, off the async threads.
+    pub(super) async fn read_state(&self, key: &HostName) -> Result<CertState, String> {
+        let (store, k) = (self.ctx.store.clone(), key.clone());
+        tokio::task::spawn_blocking(move || store.load_state(&k))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -133,37 +115,17 @@ fn installed_or_adopted(
     }
 }
 
-/// Creates `WEBROOT/NAME/.well-known/acme-challenge/` for every name (nginx's route target).
-fn prepare_webroot(webroot: &Path, spec: &CertSpec) {
-    for name in &spec.names {
-        let dir = challenge_dir(webroot, name);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            tracing::warn!(domain = %name, container = %spec.container, action = "webroot_failed",
-                path = %dir.display(), error = %e, "cannot create the challenge directory");
+/// Creates `WEBROOT/NAME/.well-known/acme-challenge/` for every name (nginx's route target),
+/// off the async threads.
+pub(super) async fn prepare_webroot(webroot: PathBuf, spec: CertSpec) {
+    let _ = tokio::task::spawn_blocking(move || {
+        for name in &spec.names {
+            let dir = challenge_dir(&webroot, name);
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                tracing::warn!(domain = %name, container = %spec.container, action = "webroot_failed",
+                    path = %dir.display(), error = %e, "cannot create the challenge directory");
+            }
         }
-    }
-}
-
-/// How long an unreadable state file waits before it is read again.
-const UNREADABLE_RETRY: time::Duration = time::Duration::seconds(30);
-
-/// Applies one read of `e`'s state file: a read error is logged and retried later, never taken
-/// as a fresh start (that would reset the backoff).
-fn apply_load(
-    key: &HostName,
-    e: &mut Entry,
-    read: std::io::Result<CertState>,
-    now: OffsetDateTime,
-) {
-    match read {
-        Ok(state) => {
-            e.state = state;
-            e.unreadable = None;
-        }
-        Err(err) => {
-            tracing::error!(domain = %key, container = %e.spec.container, action = "state_unreadable",
-                error = %err, "cannot read the certificate's state file; nothing is ordered until it reads (retrying)");
-            e.unreadable = Some((err.to_string(), now + UNREADABLE_RETRY));
-        }
-    }
+    })
+    .await;
 }
