@@ -226,6 +226,28 @@ pub fn reconnect_backoff(host: &str) -> Backoff {
     }
 }
 
+/// The update an event makes (inspecting the container when the event calls for it).
+async fn update_for(
+    docker: &Docker,
+    ev: &EventMessage,
+    api: &ApiCounter,
+) -> Result<Option<Update>, DockerError> {
+    Ok(Some(match event_action(ev) {
+        None => return Ok(None),
+        Some(EventAction::Remove(id)) => Update::Remove(id),
+        Some(EventAction::Drain(id)) => Update::Draining(id),
+        Some(EventAction::Created(id)) => Update::Created(id),
+        Some(EventAction::Inspect(id)) => match inspect(docker, &id, api).await? {
+            Some(f) => Update::Upsert(f),
+            None => Update::Remove(id),
+        },
+        Some(EventAction::Started(id)) => match inspect(docker, &id, api).await? {
+            Some(f) => Update::Started(f),
+            None => Update::Remove(id),
+        },
+    }))
+}
+
 async fn follow(
     host: &str,
     tx: &mpsc::Sender<Update>,
@@ -260,19 +282,8 @@ async fn follow(
                     None => return Ok(()),
                     Some(r) => r.map_err(derr("event stream"))?,
                 };
-                let update = match event_action(&ev) {
-                    None => continue,
-                    Some(EventAction::Remove(id)) => Update::Remove(id),
-                    Some(EventAction::Drain(id)) => Update::Draining(id),
-                    Some(EventAction::Created(id)) => Update::Created(id),
-                    Some(EventAction::Inspect(id)) => match inspect(&docker, &id, api).await? {
-                        Some(f) => Update::Upsert(f),
-                        None => Update::Remove(id),
-                    },
-                    Some(EventAction::Started(id)) => match inspect(&docker, &id, api).await? {
-                        Some(f) => Update::Started(f),
-                        None => Update::Remove(id),
-                    },
+                let Some(update) = update_for(&docker, &ev, api).await? else {
+                    continue;
                 };
                 if tx.send(update).await.is_err() {
                     return Ok(());
