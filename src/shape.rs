@@ -183,6 +183,11 @@ impl Shape {
     }
 }
 
+/// How a block head ends in an item's text.
+const OPENS: char = '{';
+/// How a simple directive ends in an item's text.
+const ENDS: char = ';';
+
 /// One top-level item being built: its normalized text and placeholder numbering.
 #[derive(Default)]
 struct Item {
@@ -191,6 +196,7 @@ struct Item {
 }
 
 impl Item {
+    /// Adds one statement: its depth, its words (arguments masked) and how it ends.
     fn push(
         &mut self,
         st: &Statement,
@@ -198,27 +204,43 @@ impl Item {
         upstreams: &BTreeSet<String>,
         hosts: &BTreeSet<String>,
     ) {
-        let directive = st.words.first().map(String::as_str).unwrap_or("");
         self.text.push_str(&format!("{}|", st.depth));
         for (i, w) in st.words.iter().enumerate() {
             let masked = if i == 0 {
                 w.clone()
-            } else if directive == "server" && in_upstream && i == 1 && is_ip_port(w) {
-                "«A»".into()
-            } else if directive == "upstream" && st.opens && upstreams.contains(w) {
-                self.name(w)
-            } else if PASS_DIRECTIVES.contains(&directive) {
-                self.mask_pass(w, upstreams)
-            } else if HOST_DIRECTIVES.contains(&directive) {
-                self.mask_hosts(w, hosts)
             } else {
-                w.clone()
+                self.mask(st, i, in_upstream, upstreams, hosts)
             };
             self.text.push_str(&masked);
             self.text.push('\u{1f}');
         }
-        self.text.push(if st.opens { '{' } else { ';' });
+        self.text.push(if st.opens { OPENS } else { ENDS });
         self.text.push('\n');
+    }
+
+    /// Argument `i` of `st` as the shape sees it: a placeholder for a literal upstream
+    /// address, one of the config's upstream names, or one of its server names.
+    fn mask(
+        &mut self,
+        st: &Statement,
+        i: usize,
+        in_upstream: bool,
+        upstreams: &BTreeSet<String>,
+        hosts: &BTreeSet<String>,
+    ) -> String {
+        let directive = st.words[0].as_str();
+        let w = &st.words[i];
+        if directive == "server" && in_upstream && i == 1 && is_ip_port(w) {
+            "«A»".into()
+        } else if directive == "upstream" && st.opens && upstreams.contains(w) {
+            self.name(w)
+        } else if PASS_DIRECTIVES.contains(&directive) {
+            self.mask_pass(w, upstreams)
+        } else if HOST_DIRECTIVES.contains(&directive) {
+            self.mask_hosts(w, hosts)
+        } else {
+            w.clone()
+        }
     }
 
     fn name(&mut self, w: &str) -> String {
