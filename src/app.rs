@@ -57,19 +57,28 @@ pub enum AppError {
     SwarmStore(String),
 }
 
-/// Loads the templates named by the settings (embedded unless `--template-dir`).
-pub fn load_renderer(s: &Settings) -> Result<Renderer, crate::render::RenderError> {
-    match &s.opts.template_dir {
-        Some(dir) => Renderer::from_dir(dir),
-        None => Ok(Renderer::embedded()),
-    }
+/// Loads the templates named by the settings (embedded unless `--template-dir`, whose files
+/// are read on the blocking pool).
+pub async fn load_renderer(s: &Settings) -> Result<Renderer, crate::render::RenderError> {
+    let Some(dir) = s.opts.template_dir.clone() else {
+        return Ok(Renderer::embedded());
+    };
+    let path = dir.clone();
+    tokio::task::spawn_blocking(move || Renderer::from_dir(&dir))
+        .await
+        .unwrap_or_else(|e| {
+            Err(crate::render::RenderError::Read {
+                path,
+                source: std::io::Error::other(e),
+            })
+        })
 }
 
 /// `vhostd render`: the config the current Docker state gives, computed exactly as the daemon
 /// does — including leaving out the containers a running daemon (at `--admin-addr`) has
 /// quarantined because nginx rejects them, so the output is what that daemon applies.
 pub async fn render_once(s: &Settings) -> Result<String, AppError> {
-    let renderer = load_renderer(s)?;
+    let renderer = load_renderer(s).await?;
     let dir = s.opts.certs_dir.clone();
     let installed = tokio::task::spawn_blocking(move || CertFacts::load(&dir))
         .await
@@ -177,11 +186,11 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         })?;
     let metrics = Metrics::default();
     let status = Arc::new(RwLock::new(Status::default()));
-    let renderer = load_renderer(&s).unwrap_or_else(|e| {
+    let renderer = load_renderer(&s).await.unwrap_or_else(|e| {
         tracing::error!(action = "templates_rejected", error = %e, "templates failed to load; the live config is kept until they are fixed");
         Renderer::failed(&e)
     });
-    let (_watches, files) = watch_files(&s);
+    let (_watches, files) = watch_files(&s).await;
     let (cert_tx, cert_rx) = mpsc::channel(64);
     start_share(&s, &cert_tx, &shutdown).await?;
     let certs =
@@ -284,21 +293,19 @@ struct FileChanges {
 
 /// Watches the template, snippet, htpasswd and `live/` certificate directories; the watches
 /// run while the returned handles live.
-fn watch_files(s: &Settings) -> (Vec<dirwatch::DirWatch>, FileChanges) {
+async fn watch_files(s: &Settings) -> (Vec<dirwatch::DirWatch>, FileChanges) {
     let (tmpl_tx, templates) = mpsc::channel(4);
     let (snip_tx, snippets) = mpsc::channel(4);
     let (cert_tx, cert_files) = mpsc::channel(4);
     let o = &s.opts;
     let mut watches = vec![
-        dirwatch::watch_tree(o.certs_dir.join("live"), cert_tx),
-        dirwatch::watch_dir(o.vhost_dir.clone(), snip_tx.clone()),
-        dirwatch::watch_dir(o.htpasswd_dir.clone(), snip_tx),
+        dirwatch::watch_tree(o.certs_dir.join("live"), cert_tx).await,
+        dirwatch::watch_dir(o.vhost_dir.clone(), snip_tx.clone()).await,
+        dirwatch::watch_dir(o.htpasswd_dir.clone(), snip_tx).await,
     ];
-    watches.extend(
-        o.template_dir
-            .clone()
-            .map(|d| dirwatch::watch_dir(d, tmpl_tx)),
-    );
+    if let Some(d) = o.template_dir.clone() {
+        watches.push(dirwatch::watch_dir(d, tmpl_tx).await);
+    }
     let changes = FileChanges {
         templates,
         snippets,

@@ -1,4 +1,4 @@
-//! Pure: the *shape* of a rendered config, to skip a second `nginx -t` parse when a candidate
+//! The *shape* of a rendered config, to skip a second `nginx -t` parse when a candidate
 //! differs from one nginx already accepted only in values nginx's grammar treats alike.
 //!
 //! A config is cut into top-level items (a directive, or a block with all it holds). In each
@@ -18,6 +18,9 @@
 //! nginx's verdict depends on its binary, its main config, the text and the files the text
 //! loads. With those fixed, swapping one valid address for another, or one valid DNS name for
 //! another in those positions, cannot turn an accepted config into a rejected one.
+//!
+//! The comparison is pure given the file stamps; [`Shape::of`] and [`stamp`] look at the
+//! filesystem (blocking: the caller runs them off the async workers).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -131,7 +134,8 @@ impl Reference {
 }
 
 impl Shape {
-    /// The shape of `text`.
+    /// The shape of `text`. Blocking: it asks the filesystem whether each absolute path
+    /// argument is a file (call it off the async workers).
     pub fn of(text: &str) -> Shape {
         let sts = conflex::statements(text);
         let mut shape = Shape {

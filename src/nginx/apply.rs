@@ -30,7 +30,7 @@ impl Nginx {
             return Ok(false);
         }
         if changed {
-            let shape = Shape::of(text);
+            let shape = shape_of(text).await;
             if self.known_shape(&shape).await {
                 tracing::debug!(action = "check_skipped", conf = %conf.display(), "same shape as a validated config: nginx -t skipped");
                 write_file(&candidate_path(&conf), text.as_bytes()).await?;
@@ -82,4 +82,13 @@ impl Nginx {
             .ok();
         self.memo().reference = r;
     }
+}
+
+/// The shape of `text`, on the blocking pool (it stats the absolute paths the text names);
+/// an unusable shape, which is never allowed, if that task fails.
+async fn shape_of(text: &str) -> Shape {
+    let text = text.to_owned();
+    tokio::task::spawn_blocking(move || Shape::of(&text))
+        .await
+        .unwrap_or_default()
 }
