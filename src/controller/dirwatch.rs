@@ -53,15 +53,13 @@ pub async fn watch_tree(dir: PathBuf, tx: mpsc::Sender<()>) -> DirWatch {
 }
 
 async fn watch(dir: PathBuf, mode: RecursiveMode, tx: mpsc::Sender<()>) -> DirWatch {
-    let found = dir.clone();
-    let sender = tx.clone();
-    let current = tokio::task::spawn_blocking(move || {
-        let id = identity(std::fs::metadata(&found).ok())?;
-        Some((id, start(&found, mode, sender).ok()?))
-    })
-    .await
-    .ok()
-    .flatten();
+    let current = match identity(tokio::fs::metadata(&dir).await.ok()) {
+        Some(id) => start_off(&dir, mode, tx.clone())
+            .await
+            .ok()
+            .map(|w| (id, w)),
+        None => None,
+    };
     DirWatch {
         task: tokio::spawn(follow(dir, mode, tx, current)),
     }
