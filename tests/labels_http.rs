@@ -325,6 +325,7 @@ fn multiports_routes_hosts_and_paths_to_several_ports_of_one_container() {
         "mp.labels.test:\n  /:\n    port: {pa}\n  /b/:\n    port: \"{pb}\"\n    dest: /\nmp2.labels.test:\n  /:\n    port: {pb}\n"
     );
     let label = format!("VIRTUAL_HOST_MULTIPORTS={doc}");
+    let workers = ngx.workers();
     let _c = e.run(
         "lbl-multi",
         &[
@@ -335,6 +336,8 @@ fn multiports_routes_hosts_and_paths_to_several_ports_of_one_container() {
     );
     wait_http(ngx.http_port, "mp.labels.test", 200, Some("port-a"), T);
     wait_http(ngx.http_port, "mp2.labels.test", 200, Some("port-b"), T);
+    // An old nginx worker (config from before the container) still accepts for a moment.
+    ngx.wait_workers_replaced(&workers);
     let a = http_get(ngx.http_port, "mp.labels.test", "/b/");
     assert_eq!((a.status, a.body.trim()), (200, "port-b"));
     assert_eq!(
