@@ -57,19 +57,28 @@ pub enum AppError {
     SwarmStore(String),
 }
 
-/// Loads the templates named by the settings (embedded unless `--template-dir`).
-pub fn load_renderer(s: &Settings) -> Result<Renderer, crate::render::RenderError> {
-    match &s.opts.template_dir {
-        Some(dir) => Renderer::from_dir(dir),
-        None => Ok(Renderer::embedded()),
-    }
+/// Loads the templates named by the settings (embedded unless `--template-dir`, whose files
+/// are read on the blocking pool).
+pub async fn load_renderer(s: &Settings) -> Result<Renderer, crate::render::RenderError> {
+    let Some(dir) = s.opts.template_dir.clone() else {
+        return Ok(Renderer::embedded());
+    };
+    let path = dir.clone();
+    tokio::task::spawn_blocking(move || Renderer::from_dir(&dir))
+        .await
+        .unwrap_or_else(|e| {
+            Err(crate::render::RenderError::Read {
+                path,
+                source: std::io::Error::other(e),
+            })
+        })
 }
 
 /// `vhostd render`: the config the current Docker state gives, computed exactly as the daemon
 /// does — including leaving out the containers a running daemon (at `--admin-addr`) has
 /// quarantined because nginx rejects them, so the output is what that daemon applies.
 pub async fn render_once(s: &Settings) -> Result<String, AppError> {
-    let renderer = load_renderer(s)?;
+    let renderer = load_renderer(s).await?;
     let dir = s.opts.certs_dir.clone();
     let installed = tokio::task::spawn_blocking(move || CertFacts::load(&dir))
         .await
@@ -167,13 +176,8 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         Some(path) => Some(admin::read_token(path).await.map_err(AppError::Token)?),
         None => None,
     };
-    let nginx_docker = match &s.nginx {
-        NginxMode::Local(argv) => Nginx::local(argv.clone()),
-        // The Docker client arrives from the watcher once it connects: startup must not wait
-        // for (or fail on) an engine that is down.
-        NginxMode::Container(_) => Nginx::container(),
-    };
-    crate::preflight::check(&s, &nginx_docker).await?;
+    let nginx = nginx_for(&s);
+    crate::preflight::check(&s, &nginx).await?;
     let listener = tokio::net::TcpListener::bind(s.opts.admin_addr)
         .await
         .map_err(|source| AppError::Admin {
@@ -182,42 +186,17 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         })?;
     let metrics = Metrics::default();
     let status = Arc::new(RwLock::new(Status::default()));
-    let renderer = load_renderer(&s).unwrap_or_else(|e| {
+    let renderer = load_renderer(&s).await.unwrap_or_else(|e| {
         tracing::error!(action = "templates_rejected", error = %e, "templates failed to load; the live config is kept until they are fixed");
         Renderer::failed(&e)
     });
-    let (docker_tx, docker_rx) = mpsc::channel(1024);
-    let (_watches, files) = watch_files(&s);
+    let (_watches, files) = watch_files(&s).await;
     let (cert_tx, cert_rx) = mpsc::channel(64);
-    let resync = Arc::new(Notify::new());
-    if !s.opts.no_acme && s.opts.swarm != crate::config::SwarmArg::Off {
-        let share = crate::swarm::share::ShareSettings {
-            docker_host: s.opts.docker_host.clone(),
-            secret_file: s.opts.swarm_secret_file.clone(),
-            lock_time: s.opts.swarm_lock_time,
-            certs_dir: s.opts.certs_dir.clone(),
-            webroot: s.opts.webroot.clone(),
-        };
-        crate::swarm::share::start(share, cert_tx.clone(), shutdown.clone())
-            .await
-            .map_err(AppError::SwarmStore)?;
-    }
+    start_share(&s, &cert_tx, &shutdown).await?;
     let certs =
         (!s.opts.no_acme).then(|| acme::spawn(acme_settings(&s), cert_tx, shutdown.clone()));
-    tokio::spawn(docker::watch(
-        s.opts.docker_host.clone(),
-        docker_tx,
-        resync.clone(),
-        metrics.docker_api_requests.clone(),
-        shutdown.clone(),
-    ));
-    let docker_rx = crate::swarm::attach(
-        s.opts.swarm,
-        s.opts.docker_host.clone(),
-        docker_rx,
-        resync.clone(),
-        shutdown.clone(),
-    );
+    let resync = Arc::new(Notify::new());
+    let docker_rx = watch_docker(&s, &resync, &metrics, &shutdown);
     let alive = Arc::new(AtomicBool::new(true));
     let admin_state = AdminState {
         status: status.clone(),
@@ -238,13 +217,71 @@ pub async fn run(s: Settings, shutdown: watch::Receiver<bool>) -> Result<(), App
         resync,
         shutdown,
     };
-    Controller::new(s, nginx_docker, renderer, certs, status, metrics)
+    Controller::new(s, nginx, renderer, certs, status, metrics)
         .run(inputs)
         .await;
     alive.store(false, Ordering::Relaxed);
     let _ = tokio::time::timeout(Duration::from_secs(5), admin).await;
     tracing::info!(action = "stop", "vhostd stopped");
     Ok(())
+}
+
+/// How vhostd reaches nginx: the local command, or a container found later.
+fn nginx_for(s: &Settings) -> Nginx {
+    match &s.nginx {
+        NginxMode::Local(argv) => Nginx::local(argv.clone()),
+        // The Docker client arrives from the watcher once it connects: startup must not wait
+        // for (or fail on) an engine that is down.
+        NginxMode::Container(_) => Nginx::container(),
+    }
+}
+
+/// Starts sharing certificates through the Swarm store when ACME is on and Swarm is not off
+/// (the store itself stays off without its key secret).
+async fn start_share(
+    s: &Settings,
+    cert_tx: &mpsc::Sender<acme::CertEvent>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), AppError> {
+    if s.opts.no_acme || s.opts.swarm == crate::config::SwarmArg::Off {
+        return Ok(());
+    }
+    let share = crate::swarm::share::ShareSettings {
+        docker_host: s.opts.docker_host.clone(),
+        secret_file: s.opts.swarm_secret_file.clone(),
+        lock_time: s.opts.swarm_lock_time,
+        certs_dir: s.opts.certs_dir.clone(),
+        webroot: s.opts.webroot.clone(),
+    };
+    crate::swarm::share::start(share, cert_tx.clone(), shutdown.clone())
+        .await
+        .map(drop)
+        .map_err(AppError::SwarmStore)
+}
+
+/// Follows Docker's containers (and the Swarm's services, unless `--swarm off`); the
+/// controller reads the merged updates from the returned channel.
+fn watch_docker(
+    s: &Settings,
+    resync: &Arc<Notify>,
+    metrics: &Metrics,
+    shutdown: &watch::Receiver<bool>,
+) -> mpsc::Receiver<docker::Update> {
+    let (docker_tx, docker_rx) = mpsc::channel(1024);
+    tokio::spawn(docker::watch(
+        s.opts.docker_host.clone(),
+        docker_tx,
+        resync.clone(),
+        metrics.docker_api_requests.clone(),
+        shutdown.clone(),
+    ));
+    crate::swarm::attach(
+        s.opts.swarm,
+        s.opts.docker_host.clone(),
+        docker_rx,
+        resync.clone(),
+        shutdown.clone(),
+    )
 }
 
 /// What the directory watches report (one channel per kind of file).
@@ -256,21 +293,19 @@ struct FileChanges {
 
 /// Watches the template, snippet, htpasswd and `live/` certificate directories; the watches
 /// run while the returned handles live.
-fn watch_files(s: &Settings) -> (Vec<dirwatch::DirWatch>, FileChanges) {
+async fn watch_files(s: &Settings) -> (Vec<dirwatch::DirWatch>, FileChanges) {
     let (tmpl_tx, templates) = mpsc::channel(4);
     let (snip_tx, snippets) = mpsc::channel(4);
     let (cert_tx, cert_files) = mpsc::channel(4);
     let o = &s.opts;
     let mut watches = vec![
-        dirwatch::watch_tree(o.certs_dir.join("live"), cert_tx),
-        dirwatch::watch_dir(o.vhost_dir.clone(), snip_tx.clone()),
-        dirwatch::watch_dir(o.htpasswd_dir.clone(), snip_tx),
+        dirwatch::watch_tree(o.certs_dir.join("live"), cert_tx).await,
+        dirwatch::watch_dir(o.vhost_dir.clone(), snip_tx.clone()).await,
+        dirwatch::watch_dir(o.htpasswd_dir.clone(), snip_tx).await,
     ];
-    watches.extend(
-        o.template_dir
-            .clone()
-            .map(|d| dirwatch::watch_dir(d, tmpl_tx)),
-    );
+    if let Some(d) = o.template_dir.clone() {
+        watches.push(dirwatch::watch_dir(d, tmpl_tx).await);
+    }
     let changes = FileChanges {
         templates,
         snippets,

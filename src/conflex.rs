@@ -28,65 +28,100 @@ pub struct Token {
     pub quoted: bool,
 }
 
+/// `;` as a byte: the end of a simple directive.
+const SEMI: u8 = b';';
+/// `{` as a byte: opens a block.
+const OPEN: u8 = b'{';
+/// `}` as a byte: closes a block.
+const CLOSE: u8 = b'}';
+
 /// The tokens of `text`; comments (`#` to end of line outside quotes) are dropped.
 pub fn tokens(text: &str) -> Vec<Token> {
-    let b = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
+    let mut lexer = Lexer {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        out: Vec::new(),
+    };
+    while lexer.at < lexer.bytes.len() {
+        lexer.step();
+    }
+    lexer.out
+}
+
+/// The tokenizer's state: where the next token may start, and the tokens so far.
+struct Lexer<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+    out: Vec<Token>,
+}
+
+impl Lexer<'_> {
+    /// Reads what starts at `at`: blank, comment, punctuation, quoted string or bare word.
+    fn step(&mut self) {
+        let c = self.bytes[self.at];
         match c {
-            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b';' | b'{' | b'}' => {
-                let kind = match c {
-                    b';' => Kind::Semi,
-                    b'{' => Kind::Open,
-                    _ => Kind::Close,
-                };
-                out.push(Token {
-                    kind,
-                    start: i,
-                    end: i + 1,
-                    quoted: false,
-                });
-                i += 1;
-            }
-            b'"' | b'\'' => {
-                let start = i;
-                i += 1;
-                while i < b.len() && b[i] != c {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                let end = (i + 1).min(b.len());
-                out.push(Token {
-                    kind: Kind::Word(text[start + 1..end.saturating_sub(1).max(start + 1)].into()),
-                    start,
-                    end,
-                    quoted: true,
-                });
-                i = end;
-            }
-            _ => {
-                let start = i;
-                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{') {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                let end = i.min(b.len());
-                out.push(Token {
-                    kind: Kind::Word(text[start..end].into()),
-                    start,
-                    end,
-                    quoted: false,
-                });
-            }
+            b' ' | b'\t' | b'\r' | b'\n' => self.at += 1,
+            b'#' => self.comment(),
+            SEMI | OPEN | CLOSE => self.punct(c),
+            b'"' | b'\'' => self.quoted(c),
+            _ => self.word(),
         }
     }
-    out
+
+    /// Skips to the end of the line.
+    fn comment(&mut self) {
+        while self.at < self.bytes.len() && self.bytes[self.at] != b'\n' {
+            self.at += 1;
+        }
+    }
+
+    fn punct(&mut self, c: u8) {
+        let kind = match c {
+            SEMI => Kind::Semi,
+            OPEN => Kind::Open,
+            _ => Kind::Close,
+        };
+        self.push(kind, self.at, self.at + 1, false);
+        self.at += 1;
+    }
+
+    /// A string in `quote`s; an unterminated one runs to the end of the text.
+    fn quoted(&mut self, quote: u8) {
+        let start = self.at;
+        self.at += 1;
+        self.skip_while(|b| b != quote);
+        let end = (self.at + 1).min(self.bytes.len());
+        let inner = &self.text[start + 1..end.saturating_sub(1).max(start + 1)];
+        self.push(Kind::Word(inner.into()), start, end, true);
+        self.at = end;
+    }
+
+    /// A bare word: up to blank, `;` or `{` (a `}` inside a word is part of it, as for nginx).
+    fn word(&mut self) {
+        let start = self.at;
+        self.skip_while(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | SEMI | OPEN));
+        let end = self.at.min(self.bytes.len());
+        let word = &self.text[start..end];
+        self.push(Kind::Word(word.into()), start, end, false);
+    }
+
+    /// Advances while `more` holds; a backslash escapes the byte after it.
+    fn skip_while(&mut self, more: impl Fn(u8) -> bool) {
+        while self.at < self.bytes.len() && more(self.bytes[self.at]) {
+            self.at += if self.bytes[self.at] == b'\\' { 2 } else { 1 };
+        }
+    }
+
+    fn push(&mut self, kind: Kind, start: usize, end: usize, quoted: bool) {
+        self.out.push(Token {
+            kind,
+            start,
+            end,
+            quoted,
+        });
+    }
 }
 
 /// One statement: its words (directive first) and the span from its first word to its `;` or

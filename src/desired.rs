@@ -187,21 +187,11 @@ mod tests {
     use crate::sites::NginxReach;
 
     fn facts(host: &str) -> ContainerFacts {
-        ContainerFacts {
-            id: "c1".into(),
-            name: "web".into(),
-            running: true,
-            health: None,
-            labels: [
-                ("VIRTUAL_HOST".to_string(), host.to_string()),
-                ("VIRTUAL_PORT".to_string(), "8080".to_string()),
-            ]
-            .into(),
-            env: Default::default(),
-            exposed_ports: vec![],
-            network_mode: "host".into(),
-            networks: Default::default(),
-        }
+        ContainerFacts::labelled(
+            "c1",
+            "web",
+            &[("VIRTUAL_HOST", host), ("VIRTUAL_PORT", "8080")],
+        )
     }
 
     fn settings() -> RenderSettings {

@@ -120,3 +120,25 @@ impl ContainerFacts {
         self.network_mode == "host"
     }
 }
+
+#[cfg(test)]
+impl ContainerFacts {
+    /// Test builder: a running host-network container `id` called `name` with `labels` and
+    /// nothing else; tests set the fields they care about on top.
+    pub(crate) fn labelled(id: &str, name: &str, labels: &[(&str, &str)]) -> ContainerFacts {
+        ContainerFacts {
+            id: id.into(),
+            name: name.into(),
+            running: true,
+            health: None,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            env: Default::default(),
+            exposed_ports: vec![],
+            network_mode: "host".into(),
+            networks: Default::default(),
+        }
+    }
+}

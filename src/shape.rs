@@ -1,4 +1,4 @@
-//! Pure: the *shape* of a rendered config, to skip a second `nginx -t` parse when a candidate
+//! The *shape* of a rendered config, to skip a second `nginx -t` parse when a candidate
 //! differs from one nginx already accepted only in values nginx's grammar treats alike.
 //!
 //! A config is cut into top-level items (a directive, or a block with all it holds). In each
@@ -18,6 +18,9 @@
 //! nginx's verdict depends on its binary, its main config, the text and the files the text
 //! loads. With those fixed, swapping one valid address for another, or one valid DNS name for
 //! another in those positions, cannot turn an accepted config into a rejected one.
+//!
+//! The comparison is pure given the file stamps; [`Shape::of`] and [`stamp`] look at the
+//! filesystem (blocking: the caller runs them off the async workers).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -131,7 +134,8 @@ impl Reference {
 }
 
 impl Shape {
-    /// The shape of `text`.
+    /// The shape of `text`. Blocking: it asks the filesystem whether each absolute path
+    /// argument is a file (call it off the async workers).
     pub fn of(text: &str) -> Shape {
         let sts = conflex::statements(text);
         let mut shape = Shape {
@@ -183,6 +187,11 @@ impl Shape {
     }
 }
 
+/// How a block head ends in an item's text.
+const OPENS: char = '{';
+/// How a simple directive ends in an item's text.
+const ENDS: char = ';';
+
 /// One top-level item being built: its normalized text and placeholder numbering.
 #[derive(Default)]
 struct Item {
@@ -191,6 +200,7 @@ struct Item {
 }
 
 impl Item {
+    /// Adds one statement: its depth, its words (arguments masked) and how it ends.
     fn push(
         &mut self,
         st: &Statement,
@@ -198,27 +208,43 @@ impl Item {
         upstreams: &BTreeSet<String>,
         hosts: &BTreeSet<String>,
     ) {
-        let directive = st.words.first().map(String::as_str).unwrap_or("");
         self.text.push_str(&format!("{}|", st.depth));
         for (i, w) in st.words.iter().enumerate() {
             let masked = if i == 0 {
                 w.clone()
-            } else if directive == "server" && in_upstream && i == 1 && is_ip_port(w) {
-                "«A»".into()
-            } else if directive == "upstream" && st.opens && upstreams.contains(w) {
-                self.name(w)
-            } else if PASS_DIRECTIVES.contains(&directive) {
-                self.mask_pass(w, upstreams)
-            } else if HOST_DIRECTIVES.contains(&directive) {
-                self.mask_hosts(w, hosts)
             } else {
-                w.clone()
+                self.mask(st, i, in_upstream, upstreams, hosts)
             };
             self.text.push_str(&masked);
             self.text.push('\u{1f}');
         }
-        self.text.push(if st.opens { '{' } else { ';' });
+        self.text.push(if st.opens { OPENS } else { ENDS });
         self.text.push('\n');
+    }
+
+    /// Argument `i` of `st` as the shape sees it: a placeholder for a literal upstream
+    /// address, one of the config's upstream names, or one of its server names.
+    fn mask(
+        &mut self,
+        st: &Statement,
+        i: usize,
+        in_upstream: bool,
+        upstreams: &BTreeSet<String>,
+        hosts: &BTreeSet<String>,
+    ) -> String {
+        let directive = st.words[0].as_str();
+        let w = &st.words[i];
+        if directive == "server" && in_upstream && i == 1 && is_ip_port(w) {
+            "«A»".into()
+        } else if directive == "upstream" && st.opens && upstreams.contains(w) {
+            self.name(w)
+        } else if PASS_DIRECTIVES.contains(&directive) {
+            self.mask_pass(w, upstreams)
+        } else if HOST_DIRECTIVES.contains(&directive) {
+            self.mask_hosts(w, hosts)
+        } else {
+            w.clone()
+        }
     }
 
     fn name(&mut self, w: &str) -> String {
@@ -297,86 +323,4 @@ fn is_dns_name(w: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn site(host: &str, port: u16, hash: &str) -> String {
-        format!(
-            "upstream {host}-{hash} {{\n    server 127.0.0.1:{port};\n    keepalive 2;\n}}\n\
-             # {host} (containers: c-{port})\nserver {{\n    listen 80;\n    server_name {host};\n    \
-             location ^~ /.well-known/acme-challenge/ {{ root \"/var/www/{host}\"; }}\n    \
-             location / {{ proxy_pass http://{host}-{hash}; }}\n}}\n"
-        )
-    }
-
-    fn head() -> String {
-        "map $http_upgrade $c { default upgrade; '' \"\"; }\nserver { listen 80 default_server; server_name _; return 503; }\n".into()
-    }
-
-    fn none(_: &Path) -> Option<Stamp> {
-        None
-    }
-
-    #[test]
-    fn another_site_of_a_validated_shape_needs_no_check() {
-        let two = format!(
-            "{}{}{}",
-            head(),
-            site("a.test", 8001, "aa"),
-            site("b.test", 8002, "bb")
-        );
-        let r = Reference::new(Shape::of(&two), &[], none);
-        let three = format!("{two}{}", site("c.test", 8003, "cc"));
-        assert!(r.allows(&Shape::of(&three), none));
-        let moved = format!(
-            "{}{}{}",
-            head(),
-            site("a.test", 9001, "aa"),
-            site("b.test", 8002, "bb")
-        );
-        assert!(r.allows(&Shape::of(&moved), none));
-    }
-
-    #[test]
-    fn anything_else_needs_a_check() {
-        let one = format!("{}{}", head(), site("a.test", 8001, "aa"));
-        let r = Reference::new(Shape::of(&one), &[], none);
-        // A shape seen once is not known to be repeatable.
-        let two = format!("{one}{}", site("b.test", 8002, "bb"));
-        assert!(!r.allows(&Shape::of(&two), none));
-        let r2 = Reference::new(Shape::of(&two), &[], none);
-        for bad in [
-            two.replace("keepalive 2", "keepalive 2 x"),
-            two.replace("proxy_pass http://b.test-bb", "proxy_pass http://b.test"),
-            two.replace("127.0.0.1:8002", "127.0.0.1:0"),
-            two.replace("127.0.0.1:8002", "localhost:8002"),
-            two.replace("server_name b.test", "server_name *.b.test"),
-            two.replace("b.test", "a-much-longer-name.test"),
-            two.replace("upstream b.test-bb", "upstream a.test-aa"),
-            two.replace("root \"/var/www/b.test\"", "root \"/var/www/b.test\" x"),
-            format!(
-                "{}{}",
-                site("a.test", 8001, "aa"),
-                site("b.test", 8002, "bb")
-            ),
-            format!("{two}include /etc/nginx/x.conf;\n"),
-        ] {
-            assert!(!r2.allows(&Shape::of(&bad), none), "allowed: {bad}");
-        }
-    }
-
-    #[test]
-    fn a_named_file_must_be_unchanged() {
-        let dir = tempfile::tempdir().unwrap();
-        let cert = dir.path().join("a.pem");
-        std::fs::write(&cert, "x").unwrap();
-        let text = format!("{}ssl_certificate \"{}\";\n", head(), cert.display());
-        let r = Reference::new(Shape::of(&text), &[], stamp);
-        assert!(r.allows(&Shape::of(&text), stamp));
-        std::fs::write(&cert, "yy").unwrap();
-        assert!(!r.allows(&Shape::of(&text), stamp));
-        let relative = format!("{}include snippets/x.conf;\n", head());
-        let r = Reference::new(Shape::of(&relative), &[], stamp);
-        assert!(!r.allows(&Shape::of(&relative), stamp));
-    }
-}
+mod tests;

@@ -137,48 +137,10 @@ pub fn build<'a>(
     sorted.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     let mut out = Sites::default();
     for c in sorted {
-        let routes = match labels::parse(c) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(errs) => {
-                out.problems.extend(errs.into_iter().map(|e| Problem {
-                    container: c.name.clone(),
-                    key: e.key.into(),
-                    problem: e.problem,
-                }));
-                continue;
-            }
-        };
-        // Like a bad value, a conflict with a container already serving one of the names drops
-        // this container whole: half a container's names served would surprise more than none.
-        if let Some((key, problem)) = conflict(&out, &routes) {
-            out.problems.push(Problem {
-                container: c.name.clone(),
-                key: key.into(),
-                problem,
-            });
+        let Some(routes) = accepted_routes(&mut out, c) else {
             continue;
-        }
-        let healthy = c.health.is_none() || c.health == Some(Health::Healthy);
-        let mut unreachable = None;
-        for route in &routes.routes {
-            let server = match address(c, route.port, routes.network.as_deref(), reach) {
-                Ok(addr) => healthy.then_some((addr, draining.contains(&c.id))),
-                Err(p) => {
-                    unreachable.get_or_insert(p);
-                    None
-                }
-            };
-            let server = server.as_ref().map(|(s, d)| (s.as_str(), *d));
-            add_route(&mut out, c, &routes, route, server);
-        }
-        if let Some(p) = unreachable {
-            out.problems.push(Problem {
-                container: c.name.clone(),
-                key: "VIRTUAL_NETWORK".into(),
-                problem: p,
-            });
-        }
+        };
+        add_container(&mut out, c, &routes, reach, draining.contains(&c.id));
         out.routes.push((c.name.clone(), routes));
     }
     for loc in out
@@ -191,6 +153,64 @@ pub fn build<'a>(
         }
     }
     out
+}
+
+/// The routes of `c`, or none: it asks for none, or its problems (a bad value, a conflict
+/// with the sites built so far) are added to `out` and it is left out.
+fn accepted_routes(out: &mut Sites, c: &ContainerFacts) -> Option<Routes> {
+    let routes = match labels::parse(c) {
+        Ok(r) => r?,
+        Err(errs) => {
+            out.problems.extend(errs.into_iter().map(|e| Problem {
+                container: c.name.clone(),
+                key: e.key.into(),
+                problem: e.problem,
+            }));
+            return None;
+        }
+    };
+    // Like a bad value, a conflict with a container already serving one of the names drops
+    // this container whole: half a container's names served would surprise more than none.
+    if let Some((key, problem)) = conflict(out, &routes) {
+        out.problems.push(Problem {
+            container: c.name.clone(),
+            key: key.into(),
+            problem,
+        });
+        return None;
+    }
+    Some(routes)
+}
+
+/// Adds every route of `c` to the sites, with its address when nginx reaches it and it is
+/// healthy; the first reason it is unreachable becomes a problem.
+fn add_container(
+    out: &mut Sites,
+    c: &ContainerFacts,
+    routes: &Routes,
+    reach: &NginxReach,
+    draining: bool,
+) {
+    let healthy = c.health.is_none() || c.health == Some(Health::Healthy);
+    let mut unreachable = None;
+    for route in &routes.routes {
+        let server = match address(c, route.port, routes.network.as_deref(), reach) {
+            Ok(addr) => healthy.then_some((addr, draining)),
+            Err(p) => {
+                unreachable.get_or_insert(p);
+                None
+            }
+        };
+        let server = server.as_ref().map(|(s, d)| (s.as_str(), *d));
+        add_route(out, c, routes, route, server);
+    }
+    if let Some(p) = unreachable {
+        out.problems.push(Problem {
+            container: c.name.clone(),
+            key: "VIRTUAL_NETWORK".into(),
+            problem: p,
+        });
+    }
 }
 
 /// Why `r` cannot join the sites built so far (the key that differs, and the problem): one of

@@ -136,7 +136,20 @@ fn relative(d: time::Duration) -> String {
 /// Problems and failing certificates stand out (red) when `colour`.
 pub fn table(st: &Status, now: OffsetDateTime, colour: bool) -> String {
     let p = Paint(colour);
-    let mut out = String::new();
+    let mut out = health(st, p);
+    out += &sites(st, p);
+    if !st.certificates.is_empty() {
+        out += &format!("\n{}\n", p.bold("CERTIFICATES"));
+        for c in &st.certificates {
+            out += &certificate(c, now, p);
+        }
+    }
+    out += &problems(st, p);
+    out
+}
+
+/// The first line (ready, Docker, containers) and the last error, if any.
+fn health(st: &Status, p: Paint) -> String {
     let ready = if st.ready {
         p.green("ready")
     } else {
@@ -147,7 +160,7 @@ pub fn table(st: &Status, now: OffsetDateTime, colour: bool) -> String {
     } else {
         p.red("DISCONNECTED")
     };
-    out += &format!(
+    let mut out = format!(
         "{ready}   docker: {docker}   containers: {}\n",
         st.containers
     );
@@ -155,7 +168,12 @@ pub fn table(st: &Status, now: OffsetDateTime, colour: bool) -> String {
         out += &p.red(&format!("last error: {e}"));
         out += "\n";
     }
-    out += &format!(
+    out
+}
+
+/// The sites table: one line per location, a location with no server in red.
+fn sites(st: &Status, p: Paint) -> String {
+    let mut out = format!(
         "\n{}\n",
         p.bold(&format!(
             "{:<40} {:<6} {:<16} UPSTREAMS",
@@ -173,12 +191,12 @@ pub fn table(st: &Status, now: OffsetDateTime, colour: bool) -> String {
             out += &format!("{:<40} {:<6} {:<16} {servers}\n", s.host, https, l.path);
         }
     }
-    if !st.certificates.is_empty() {
-        out += &format!("\n{}\n", p.bold("CERTIFICATES"));
-        for c in &st.certificates {
-            out += &certificate(c, now, p);
-        }
-    }
+    out
+}
+
+/// The problems (red) and the names that get no certificate (yellow).
+fn problems(st: &Status, p: Paint) -> String {
+    let mut out = String::new();
     if !st.problems.is_empty() {
         out += &format!("\n{}\n", p.red("PROBLEMS"));
     }

@@ -7,20 +7,10 @@ use std::time::Duration;
 
 use support::docker::{self, Engine};
 use support::nginx::Nginx;
-use support::vhostd::{self, Vhostd};
-use support::{free_port, http_get, scratch, wait_for, wait_http};
+use support::vhostd::{self, Vhostd, setup};
+use support::{free_port, http_get, http_get_with, scratch, wait_for, wait_http};
 
 const T: Duration = Duration::from_secs(20);
-
-fn setup(name: &str, extra: &[&str]) -> (std::path::PathBuf, Nginx, Vhostd) {
-    let dir = scratch(name);
-    let nginx = Nginx::start(&dir);
-    let mut args = vec!["--no-acme"];
-    args.extend_from_slice(extra);
-    let v = Vhostd::start(&dir, &docker::shared().host, &nginx, &args);
-    v.wait_ready();
-    (dir, nginx, v)
-}
 
 /// `dir/templates/` holding a copy of the embedded templates, for `--template-dir`.
 fn copy_templates(dir: &std::path::Path) -> std::path::PathBuf {
@@ -374,7 +364,7 @@ fn a_container_nginx_rejects_is_left_out_and_the_others_keep_updating() {
     let tdir_arg = ["--template-dir", tdir.to_str().unwrap()];
     let live = std::fs::read(ngx.conf_file()).unwrap();
     assert_eq!(
-        String::from_utf8(render_with(&dir, &e.host, &ngx, &v, &tdir_arg)).unwrap(),
+        String::from_utf8(vhostd::render(&dir, &e.host, &ngx, v.admin_port, &tdir_arg)).unwrap(),
         String::from_utf8(live).unwrap()
     );
 }
@@ -441,7 +431,7 @@ fn a_tcp_docker_host_is_followed_and_rendered() {
     let _a = e.site("core-tcp", "tcp.core.test");
     wait_http(ngx.http_port, "tcp.core.test", 200, Some("core-tcp"), T);
     assert_eq!(
-        render_like(&dir, &e.host, &ngx, &v),
+        vhostd::render(&dir, &e.host, &ngx, v.admin_port, &[]),
         std::fs::read(ngx.conf_file()).unwrap(),
         "render over tcp:// equals the live config"
     );
@@ -564,38 +554,10 @@ fn render_prints_what_the_daemon_writes() {
     wait_http(ngx.http_port, "render.core.test", 200, None, T);
     // Same flags as the daemon; the inventory is shared by parallel tests, so retry until stable.
     wait_for(T, "`vhostd render` to equal the live config", || {
-        (render_like(&dir, &e.host, &ngx, &v) == std::fs::read(ngx.conf_file()).unwrap())
-            .then_some(())
+        (vhostd::render(&dir, &e.host, &ngx, v.admin_port, &[])
+            == std::fs::read(ngx.conf_file()).unwrap())
+        .then_some(())
     });
-}
-
-/// `vhostd render` with exactly the flags the daemon `v` runs with; its stdout.
-fn render_like(dir: &std::path::Path, docker_host: &str, ngx: &Nginx, v: &Vhostd) -> Vec<u8> {
-    render_with(dir, docker_host, ngx, v, &[])
-}
-
-/// `vhostd render` with the daemon's base flags plus `extra`; its stdout.
-fn render_with(
-    dir: &std::path::Path,
-    docker_host: &str,
-    ngx: &Nginx,
-    v: &Vhostd,
-    extra: &[&str],
-) -> Vec<u8> {
-    let mut args = vec!["render".to_string()];
-    args.extend(vhostd::base_args(dir, docker_host, ngx, v.admin_port));
-    args.push("--no-acme".into());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let out = std::process::Command::new(vhostd::bin())
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 #[test]
@@ -680,24 +642,8 @@ fn nginx_in_a_container_is_validated_by_exec_and_reloaded_by_sighup() {
             image,
         ],
     );
-    let s = |x: &str| x.to_string();
-    let args = vec![
-        s("--docker-host"),
-        e.host.clone(),
-        s("--conf-file"),
-        conf_d.join("vhostd.conf").display().to_string(),
-        s("--webroot"),
-        dir.join("www").display().to_string(),
-        s("--certs-dir"),
-        dir.join("certs").display().to_string(),
-        s("--template-dir"),
-        tdir.display().to_string(),
-        s("--http-port"),
-        http.to_string(),
-        s("--https-port"),
-        https.to_string(),
-        s("--no-acme"),
-    ];
+    let mut args = vhostd::container_args(&dir, &e.host, &conf_d, http, https);
+    args.extend(["--template-dir".to_string(), tdir.display().to_string()]);
     let v = Vhostd::start_with(&dir, &args);
     v.wait_ready();
     let _a = e.site("core-cm-a", "cm.core.test");
@@ -920,19 +866,6 @@ fn a_stopping_container_gets_no_new_requests_while_another_serves() {
     wait_http(ngx.http_port, host, 503, None, T);
 }
 
-/// `GET path` for `host` with an extra request header line; status and body.
-fn get_with_header(port: u16, host: &str, path: &str, header: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n{header}\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok());
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-    (status.unwrap_or(0), body.unwrap_or_default())
-}
-
 /// Waits until `host`'s answer headers contain (or, `present` false, lack) `needle`.
 fn wait_header(port: u16, host: &str, needle: &str, present: bool) {
     wait_for(
@@ -998,10 +931,10 @@ fn vhost_snippets_and_basic_auth_go_live_and_a_broken_one_takes_only_its_host_ou
     wait_http(port, host, 401, None, T);
     // Until the old workers exit they still take connections with the config before it.
     ngx.wait_workers_replaced(&workers);
-    let auth = "Authorization: Basic dXNlcjpzZWNyZXQ="; // user:secret
-    let (code, body) = get_with_header(port, host, "/", auth);
-    assert_eq!((code, body.trim()), (200, "core-snip-a"));
-    assert_eq!(get_with_header(port, host, "/", "X-No: auth").0, 401);
+    let auth = "Authorization: Basic dXNlcjpzZWNyZXQ=\r\n"; // user:secret
+    let a = http_get_with(port, host, "/", auth);
+    assert_eq!((a.status, a.body.trim()), (200, "core-snip-a"));
+    assert_eq!(http_get_with(port, host, "/", "X-No: auth\r\n").status, 401);
     // The ACME challenge path stays open; other hosts are not affected.
     let challenge = dir
         .join("www")
@@ -1039,7 +972,7 @@ fn vhost_snippets_and_basic_auth_go_live_and_a_broken_one_takes_only_its_host_ou
     assert_eq!(http_get(port, host, "/").status, 503);
     let live = String::from_utf8(std::fs::read(ngx.conf_file()).unwrap()).unwrap();
     assert!(!live.contains(&format!("server_name {host};")));
-    let rendered = render_with(&dir, &e.host, &ngx, &v, &flags);
+    let rendered = vhostd::render(&dir, &e.host, &ngx, v.admin_port, &flags);
     assert_eq!(
         String::from_utf8(rendered).unwrap(),
         live,

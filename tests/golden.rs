@@ -103,15 +103,7 @@ fn install_certs(case: &Case, certs_dir: &Path) {
             Some((d, s)) => (d.to_string(), s.split(',').map(str::to_string).collect()),
             None => (entry.clone(), vec![entry.clone()]),
         };
-        let live = certs_dir.join("live").join(dir);
-        std::fs::create_dir_all(&live).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(sans)
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        std::fs::write(live.join("fullchain.pem"), cert.pem()).unwrap();
-        std::fs::write(live.join("privkey.pem"), key.serialize_pem()).unwrap();
+        support::self_signed(certs_dir, &dir, &sans);
     }
 }
 

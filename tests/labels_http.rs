@@ -13,35 +13,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::docker::{self, Container, Engine};
-use support::nginx::Nginx;
-use support::vhostd::Vhostd;
-use support::{free_port, http_get, scratch, wait_for, wait_http};
+use support::vhostd::setup;
+use support::{free_port, http_get, http_get_with, wait_for, wait_http};
 
 const T: Duration = Duration::from_secs(20);
 
-fn setup(name: &str, extra: &[&str]) -> (std::path::PathBuf, Nginx, Vhostd) {
-    let dir = scratch(name);
-    let nginx = Nginx::start(&dir);
-    let mut args = vec!["--no-acme"];
-    args.extend_from_slice(extra);
-    let v = Vhostd::start(&dir, &docker::shared().host, &nginx, &args);
-    v.wait_ready();
-    (dir, nginx, v)
-}
-
 /// A self-signed pair for `sans` at `certs/live/DIR/`, as a user would put it; returns the cert file.
 fn user_cert(certs_dir: &Path, dir: &str, sans: &[&str]) -> std::path::PathBuf {
-    let live = certs_dir.join("live").join(dir);
-    std::fs::create_dir_all(&live).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert =
-        rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-    std::fs::write(live.join("fullchain.pem"), cert.pem()).unwrap();
-    std::fs::write(live.join("privkey.pem"), key.serialize_pem()).unwrap();
-    live.join("fullchain.pem")
+    let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+    support::self_signed(certs_dir, dir, &sans)
 }
 
 /// `curl` over HTTPS to `host` on nginx's HTTPS port, trusting `ca`: (HTTP version, body).
@@ -81,18 +61,6 @@ fn echo_headers<'a>(
     ]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     e.run(name, &refs)
-}
-
-/// GET `path` with extra request header lines, raw HTTP/1.0: the body.
-fn get_with_headers(port: u16, host: &str, path: &str, headers: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n{headers}\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    raw.split_once("\r\n\r\n")
-        .map(|(_, b)| b.trim().to_string())
-        .unwrap_or_default()
 }
 
 #[test]
@@ -311,7 +279,8 @@ fn trust_downstream_proxy_passes_x_forwarded_on_or_overwrites_it() {
         );
         // Old nginx workers may still take a connection or two right after the reload.
         let body = wait_for(T, "the CGI echo through nginx", || {
-            let b = get_with_headers(ngx.http_port, "trust.labels.test", "/cgi-bin/echo", forged);
+            let a = http_get_with(ngx.http_port, "trust.labels.test", "/cgi-bin/echo", forged);
+            let b = a.body.trim().to_string();
             b.starts_with("xff=").then_some(b)
         });
         assert_eq!(body, want, "{flag}");
@@ -356,6 +325,7 @@ fn multiports_routes_hosts_and_paths_to_several_ports_of_one_container() {
         "mp.labels.test:\n  /:\n    port: {pa}\n  /b/:\n    port: \"{pb}\"\n    dest: /\nmp2.labels.test:\n  /:\n    port: {pb}\n"
     );
     let label = format!("VIRTUAL_HOST_MULTIPORTS={doc}");
+    let workers = ngx.workers();
     let _c = e.run(
         "lbl-multi",
         &[
@@ -366,6 +336,8 @@ fn multiports_routes_hosts_and_paths_to_several_ports_of_one_container() {
     );
     wait_http(ngx.http_port, "mp.labels.test", 200, Some("port-a"), T);
     wait_http(ngx.http_port, "mp2.labels.test", 200, Some("port-b"), T);
+    // An old nginx worker (config from before the container) still accepts for a moment.
+    ngx.wait_workers_replaced(&workers);
     let a = http_get(ngx.http_port, "mp.labels.test", "/b/");
     assert_eq!((a.status, a.body.trim()), (200, "port-b"));
     assert_eq!(

@@ -289,25 +289,9 @@ fn overlay_services_render_their_vip_or_task_addresses() {
     let servers: Vec<String> = ips.iter().map(|i| format!("server {i}:8080;")).collect();
     let conf = conf_has("the third dnsrr task in the config", &servers);
     // `vhostd render` computes the same from one read.
-    let mut args = vec!["render".to_string()];
-    args.extend(support::vhostd::base_args(
-        &dir,
-        &node.engine.host,
-        &ngx,
-        v.admin_port,
-    ));
-    args.push("--no-acme".into());
-    let out = std::process::Command::new(support::vhostd::bin())
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = support::vhostd::render(&dir, &node.engine.host, &ngx, v.admin_port, &[]);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out),
         conf,
         "render == the daemon's file"
     );
@@ -352,22 +336,7 @@ fn nginx_as_a_swarm_service_is_found_validated_and_reloaded() {
         image,
     ]);
     let (http, https) = (free_port(), free_port());
-    let s = |x: &str| x.to_string();
-    let args = vec![
-        s("--docker-host"),
-        node.engine.host.clone(),
-        s("--conf-file"),
-        conf_d.join("vhostd.conf").display().to_string(),
-        s("--webroot"),
-        dir.join("www").display().to_string(),
-        s("--certs-dir"),
-        dir.join("certs").display().to_string(),
-        s("--http-port"),
-        http.to_string(),
-        s("--https-port"),
-        https.to_string(),
-        s("--no-acme"),
-    ];
+    let args = support::vhostd::container_args(&dir, &node.engine.host, &conf_d, http, https);
     let v = Vhostd::start_with(&dir, &args);
     let p = free_port();
     node.web(

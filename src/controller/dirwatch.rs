@@ -42,19 +42,24 @@ pub fn is_change(kind: &EventKind) -> bool {
 }
 
 /// Sends `()` on `tx` each time the contents of `dir` change (see module docs).
-/// The directory's state is taken now, so a change right after the call is not missed.
-pub fn watch_dir(dir: PathBuf, tx: mpsc::Sender<()>) -> DirWatch {
-    watch(dir, RecursiveMode::NonRecursive, tx)
+/// The directory's state is taken before this returns, so a change right after is not missed.
+pub async fn watch_dir(dir: PathBuf, tx: mpsc::Sender<()>) -> DirWatch {
+    watch(dir, RecursiveMode::NonRecursive, tx).await
 }
 
 /// Like [`watch_dir`], for `dir` and everything below it (certificates' `live/HOST/` files).
-pub fn watch_tree(dir: PathBuf, tx: mpsc::Sender<()>) -> DirWatch {
-    watch(dir, RecursiveMode::Recursive, tx)
+pub async fn watch_tree(dir: PathBuf, tx: mpsc::Sender<()>) -> DirWatch {
+    watch(dir, RecursiveMode::Recursive, tx).await
 }
 
-fn watch(dir: PathBuf, mode: RecursiveMode, tx: mpsc::Sender<()>) -> DirWatch {
-    let current = identity(std::fs::metadata(&dir).ok())
-        .and_then(|i| Some((i, start(&dir, mode, tx.clone()).ok()?)));
+async fn watch(dir: PathBuf, mode: RecursiveMode, tx: mpsc::Sender<()>) -> DirWatch {
+    let current = match identity(tokio::fs::metadata(&dir).await.ok()) {
+        Some(id) => start_off(&dir, mode, tx.clone())
+            .await
+            .ok()
+            .map(|w| (id, w)),
+        None => None,
+    };
     DirWatch {
         task: tokio::spawn(follow(dir, mode, tx, current)),
     }
@@ -75,7 +80,7 @@ async fn follow(
         if id != seen {
             current = None;
             if let Some(i) = id {
-                match start(&dir, mode, tx.clone()) {
+                match start_off(&dir, mode, tx.clone()).await {
                     Ok(w) => current = Some((i, w)),
                     Err(e) => {
                         tracing::warn!(action = "watch_failed", dir = %dir.display(), error = %e, "cannot watch the directory; changes are noticed within a second instead");
@@ -92,6 +97,19 @@ fn identity(m: Option<std::fs::Metadata>) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     let m = m?;
     m.is_dir().then(|| m.ino() ^ m.dev().rotate_left(32))
+}
+
+/// [`start`] on the blocking pool: a watch registers every directory it covers (a
+/// recursive one walks the whole tree).
+async fn start_off(
+    dir: &Path,
+    mode: RecursiveMode,
+    tx: mpsc::Sender<()>,
+) -> Result<Watcher, String> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || start(&dir, mode, tx).map_err(|e| e.to_string()))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
 }
 
 fn start(
@@ -140,7 +158,7 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let dir = base.path().join("later");
         let (tx, mut rx) = mpsc::channel(8);
-        let _w = watch_dir(dir.clone(), tx);
+        let _w = watch_dir(dir.clone(), tx).await;
         std::fs::create_dir(&dir).unwrap();
         let t = Duration::from_secs(10);
         tokio::time::timeout(t, rx.recv()).await.unwrap();

@@ -138,17 +138,10 @@ impl Inventory {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn facts(id: &str, running: bool) -> ContainerFacts {
+    fn facts(id: &str, running: bool) -> ContainerFacts {
         ContainerFacts {
-            id: id.into(),
-            name: format!("n-{id}"),
             running,
-            health: None,
-            labels: Default::default(),
-            env: Default::default(),
-            exposed_ports: vec![],
-            network_mode: "host".into(),
-            networks: Default::default(),
+            ..ContainerFacts::labelled(id, &format!("n-{id}"), &[])
         }
     }
 

@@ -78,21 +78,8 @@ impl Applier for Fake {
 }
 
 fn site(id: &str, host: &str) -> ContainerFacts {
-    ContainerFacts {
-        id: id.into(),
-        name: format!("c-{id}"),
-        running: true,
-        health: None,
-        labels: [
-            ("VIRTUAL_HOST".to_string(), host.to_string()),
-            ("VIRTUAL_PORT".to_string(), "8080".to_string()),
-        ]
-        .into(),
-        env: Default::default(),
-        exposed_ports: vec![],
-        network_mode: "host".into(),
-        networks: Default::default(),
-    }
+    let labels = [("VIRTUAL_HOST", host), ("VIRTUAL_PORT", "8080")];
+    ContainerFacts::labelled(id, &format!("c-{id}"), &labels)
 }
 
 struct Rig {

@@ -5,16 +5,6 @@ use crate::facts::NetworkFacts;
 
 fn c(name: &str, labels: &[(&str, &str)], nets: &[(&str, &str)]) -> ContainerFacts {
     ContainerFacts {
-        id: format!("id-{name}"),
-        name: name.into(),
-        running: true,
-        health: None,
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        env: Default::default(),
-        exposed_ports: vec![],
         network_mode: if nets.is_empty() {
             "host".into()
         } else {
@@ -32,6 +22,7 @@ fn c(name: &str, labels: &[(&str, &str)], nets: &[(&str, &str)]) -> ContainerFac
                 )
             })
             .collect(),
+        ..ContainerFacts::labelled(&format!("id-{name}"), name, labels)
     }
 }
 

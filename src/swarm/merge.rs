@@ -121,20 +121,7 @@ mod tests {
     use super::*;
 
     fn facts(id: &str, labels: &[(&str, &str)]) -> ContainerFacts {
-        ContainerFacts {
-            id: id.into(),
-            name: id.into(),
-            running: true,
-            health: None,
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            env: Default::default(),
-            exposed_ports: vec![],
-            network_mode: "host".into(),
-            networks: Default::default(),
-        }
+        ContainerFacts::labelled(id, id, labels)
     }
 
     fn ids(u: &Update) -> Vec<String> {

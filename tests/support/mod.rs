@@ -71,6 +71,11 @@ pub struct Answer {
 
 /// `GET path` on 127.0.0.1:port with `Host: host`, HTTP/1.0 (no keep-alive), raw over TCP.
 pub fn http_get(port: u16, host: &str, path: &str) -> Answer {
+    http_get_with(port, host, path, "")
+}
+
+/// Like [`http_get`], with `extra` request header lines (each ending in `\r\n`).
+pub fn http_get_with(port: u16, host: &str, path: &str, extra: &str) -> Answer {
     let fail = Answer {
         status: 0,
         body: String::new(),
@@ -84,7 +89,7 @@ pub fn http_get(port: u16, host: &str, path: &str) -> Answer {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     if write!(
         s,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: vhostd-test\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: vhostd-test\r\n{extra}\r\n"
     )
     .is_err()
     {
@@ -129,6 +134,21 @@ pub fn wait_http(
         );
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Writes a self-signed pair for `sans` at `certs_dir/live/DIR/` (fullchain.pem, privkey.pem),
+/// as a user would put one there; returns the certificate file.
+pub fn self_signed(certs_dir: &Path, dir: &str, sans: &[String]) -> PathBuf {
+    let live = certs_dir.join("live").join(dir);
+    std::fs::create_dir_all(&live).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(sans.to_vec())
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(live.join("fullchain.pem"), cert.pem()).unwrap();
+    std::fs::write(live.join("privkey.pem"), key.serialize_pem()).unwrap();
+    live.join("fullchain.pem")
 }
 
 /// A scratch directory under target/ that is kept on failure for inspection, named after the test.

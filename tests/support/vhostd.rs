@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::nginx::Nginx;
-use super::{free_port, http_get, wait_for};
+use super::{docker, free_port, http_get, scratch, wait_for};
 
 /// A running `vhostd run`.
 pub struct Vhostd {
@@ -46,6 +46,70 @@ pub fn base_args(dir: &Path, docker_host: &str, nginx: &Nginx, admin_port: u16) 
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// The flags of container mode (nginx found by label on `docker_host`, config in `conf_d`),
+/// with files under `dir`, nginx's ports and no ACME; `--admin-addr` is added by
+/// [`Vhostd::start_with`].
+pub fn container_args(
+    dir: &Path,
+    docker_host: &str,
+    conf_d: &Path,
+    http: u16,
+    https: u16,
+) -> Vec<String> {
+    [
+        "--docker-host",
+        docker_host,
+        "--conf-file",
+        &conf_d.join("vhostd.conf").display().to_string(),
+        "--webroot",
+        &dir.join("www").display().to_string(),
+        "--certs-dir",
+        &dir.join("certs").display().to_string(),
+        "--http-port",
+        &http.to_string(),
+        "--https-port",
+        &https.to_string(),
+        "--no-acme",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// A scratch dir named `name`, a local nginx, and `vhostd run --no-acme EXTRA` on the shared
+/// dockerd, ready (its first config is live).
+pub fn setup(name: &str, extra: &[&str]) -> (PathBuf, Nginx, Vhostd) {
+    let dir = scratch(name);
+    let nginx = Nginx::start(&dir);
+    let mut args = vec!["--no-acme"];
+    args.extend_from_slice(extra);
+    let v = Vhostd::start(&dir, &docker::shared().host, &nginx, &args);
+    v.wait_ready();
+    (dir, nginx, v)
+}
+
+/// `vhostd render` with the base flags of the daemon at `admin_port`, `--no-acme` and
+/// `extra`: its stdout (it must succeed).
+pub fn render(
+    dir: &Path,
+    docker_host: &str,
+    nginx: &Nginx,
+    admin_port: u16,
+    extra: &[&str],
+) -> Vec<u8> {
+    let mut args = vec!["render".to_string()];
+    args.extend(base_args(dir, docker_host, nginx, admin_port));
+    args.push("--no-acme".into());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = Command::new(bin()).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "render failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// The built binary.
