@@ -63,7 +63,7 @@ mod tests {
         a.note(&Update::Created("c".into()), t0);
         assert!(a.any(t0));
         a.note(&Update::Remove("a".into()), t0);
-        let started = crate::controller::inventory::tests::facts("b", true);
+        let started = crate::facts::ContainerFacts::labelled("b", "b", &[]);
         a.note(&Update::Started(started), t0);
         assert!(a.any(t0 + Duration::from_secs(9)), "c is still coming");
         assert!(!a.any(t0 + AHEAD_FOR), "c was created and left stopped");

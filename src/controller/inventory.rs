@@ -135,7 +135,7 @@ impl Inventory {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     fn facts(id: &str, running: bool) -> ContainerFacts {
