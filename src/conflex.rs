@@ -92,8 +92,15 @@ impl Lexer<'_> {
         let start = self.at;
         self.at += 1;
         self.skip_while(|b| b != quote);
-        let end = (self.at + 1).min(self.bytes.len());
-        let inner = &self.text[start + 1..end.saturating_sub(1).max(start + 1)];
+        // Unterminated (or ended by an escape): the rest of the text, cut at a char boundary
+        // even when the escape skipped into a multi-byte character.
+        let closed = self.at < self.bytes.len();
+        let end = if closed {
+            self.at + 1
+        } else {
+            self.bytes.len()
+        };
+        let inner = &self.text[start + 1..if closed { self.at } else { end }];
         self.push(Kind::Word(inner.into()), start, end, true);
         self.at = end;
     }
@@ -178,6 +185,20 @@ pub fn statements(text: &str) -> Vec<Statement> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unterminated_quote_never_cuts_a_character() {
+        // A user's main config is read with this: bad bytes must not panic the daemon.
+        for text in ["root \"\\é", "root '\\é", "x \"ab", "\"\\", "\"é\\"] {
+            let s = statements(&format!("{text};"));
+            assert!(s.len() <= 1, "{text}: {s:?}");
+            let _ = tokens(text);
+        }
+        assert_eq!(
+            tokens("\"ab").first().map(|t| t.kind.clone()),
+            Some(Kind::Word("ab".into()))
+        );
+    }
 
     #[test]
     fn statements_with_quotes_comments_and_blocks() {
