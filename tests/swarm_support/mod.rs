@@ -35,6 +35,7 @@ impl Node {
 
     /// `swarm init` on 127.0.0.1.
     pub fn init(&self) {
+        remove_stale_vxlans();
         let listen = format!("127.0.0.1:{}", free_port());
         self.engine.ok(&[
             "swarm",
@@ -70,6 +71,26 @@ impl Node {
         );
         all.extend_from_slice(&[IMAGE, "sh", "-c", &cmd]);
         self.engine.ok(&all);
+    }
+}
+
+/// Deletes vxlan links an engine of an earlier run left in this network namespace when it died
+/// mid-setup. A live engine moves its vxlan into the overlay's own namespace at once, so one left
+/// here is stale — and it makes every overlay task fail ("error creating vxlan interface: file
+/// exists"). Only one Swarm runs at a time here ([`ONE_SWARM`], and the suite's lock).
+fn remove_stale_vxlans() {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "type", "vxlan"])
+        .output()
+        .expect("ip (iproute2) runs");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split(": ").nth(1).filter(|n| n.starts_with("vx-")) else {
+            continue;
+        };
+        eprintln!("removing stale vxlan link {name} left by an earlier engine");
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", name])
+            .status();
     }
 }
 
