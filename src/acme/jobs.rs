@@ -1,7 +1,7 @@
 //! The work the manager spawns: an order (self-check every name, then the ACME order) under the
 //! concurrency bound, and an ARI poll. Jobs return plain results; the manager owns all state.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -11,6 +11,7 @@ use super::account::Accounts;
 use super::certinfo::CertInfo;
 use super::error::AcmeError;
 use super::order::{self, OrderRequest};
+use super::orderrate::OrderRate;
 use super::plan::CertSpec;
 use super::schedule::{AriWindow, window_from};
 use super::selfcheck;
@@ -29,6 +30,8 @@ pub struct Ctx {
     pub accounts: Accounts,
     /// Bounds concurrent orders.
     pub permits: Semaphore,
+    /// Spaces new orders out under the CA's per-account limit.
+    pub order_rate: Mutex<OrderRate>,
 }
 
 /// What a job reports back.
@@ -59,6 +62,7 @@ pub async fn run_order(
     if let Err(e) = self_check(&ctx, &spec).await {
         return JobResult::Order(Err(e));
     }
+    order_slot(&ctx, &spec).await;
     let names: Vec<&str> = spec.names.iter().map(|n| n.as_str()).collect();
     tracing::info!(domain = %spec.key, container = %spec.container, action = if renewal { "renewal_started" } else { "order_started" },
         names = %names.join(","), profile = profile.as_deref().unwrap_or("-"), "ordering certificate");
@@ -114,6 +118,26 @@ async fn order_once_more(ctx: &Ctx, req: OrderRequest<'_>) -> Result<CertInfo, A
             }
             r => return r,
         }
+    }
+}
+
+/// Waits until the account may place one more order (see [`OrderRate`]); logs the wait once.
+async fn order_slot(ctx: &Ctx, spec: &CertSpec) {
+    let mut logged = false;
+    loop {
+        let now = tokio::time::Instant::now();
+        let took = ctx
+            .order_rate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(spec.email.as_deref(), now);
+        let Err(wait) = took else { return };
+        if !logged {
+            logged = true;
+            tracing::warn!(domain = %spec.key, container = %spec.container, action = "order_rate_limited",
+                wait = %humantime::format_duration(wait), "the account's new-order budget (300 per 3 h) is spent; waiting");
+        }
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -99,6 +99,7 @@ pub fn spawn(
     let ctx = Arc::new(Ctx {
         accounts: Accounts::new(settings.clone(), store.clone()),
         permits: Semaphore::new(settings.concurrency.max(1)),
+        order_rate: Default::default(),
         store,
         settings,
     });

@@ -50,6 +50,7 @@ mod jsonfile;
 mod machine;
 mod manager;
 mod order;
+mod orderrate;
 mod outcome;
 mod pending;
 mod perform;
