@@ -176,7 +176,7 @@ pub struct Opts {
     )]
     pub key_type: KeyTypeArg,
     /// How many certificate orders may run at once.
-    #[arg(long, env = "VHOSTD_ACME_CONCURRENCY", default_value_t = 4)]
+    #[arg(long, env = "VHOSTD_ACME_CONCURRENCY", default_value_t = 10)]
     pub acme_concurrency: usize,
     /// Turn certificate management off (HTTP only).
     #[arg(long, env = "VHOSTD_NO_ACME", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
