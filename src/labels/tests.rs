@@ -4,21 +4,12 @@ use super::*;
 
 fn facts(labels: &[(&str, &str)], env: &[(&str, &str)]) -> ContainerFacts {
     ContainerFacts {
-        id: "abc".into(),
-        name: "web".into(),
-        running: true,
-        health: None,
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
         env: env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        exposed_ports: vec![],
         network_mode: "bridge".into(),
-        networks: Default::default(),
+        ..ContainerFacts::labelled("abc", "web", labels)
     }
 }
 
