@@ -127,9 +127,14 @@ impl<A: Applier> Controller<A> {
             tokio::time::interval_at(Instant::now() + o.resync_interval, o.resync_interval);
         loop {
             let deadline = debounce.deadline(ahead.any(Instant::now()));
+            // Whether starts were announced before this update: the last of them is then part of
+            // a held burst (fired at once), not the first event of a new one.
+            let mut announced = false;
             let dirty = tokio::select! {
                 Some(u) = inputs.docker.recv() => {
-                    ahead.note(&u, Instant::now());
+                    let now = Instant::now();
+                    announced = ahead.any(now);
+                    ahead.note(&u, now);
                     self.on_docker(u)
                 }
                 Some(()) = inputs.templates.recv() => self.on_templates().await,
@@ -150,7 +155,7 @@ impl<A: Applier> Controller<A> {
             };
             if dirty {
                 let now = Instant::now();
-                debounce.mark(now, ahead.any(now));
+                debounce.mark(now, announced || ahead.any(now));
             }
         }
     }
