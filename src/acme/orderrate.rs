@@ -21,6 +21,18 @@ struct Bucket {
     at: Instant,
 }
 
+impl Bucket {
+    /// Adds the tokens earned since `at`; a full bucket earns from `now` on.
+    fn refill(&mut self, now: Instant) {
+        let earned = now.saturating_duration_since(self.at).as_secs() / REFILL.as_secs();
+        self.tokens = (self.tokens as u64 + earned).min(BURST as u64) as u32;
+        self.at += REFILL * earned as u32;
+        if self.tokens == BURST {
+            self.at = now;
+        }
+    }
+}
+
 /// Token buckets by account (its contact email, or none).
 #[derive(Debug, Default)]
 pub struct OrderRate {
@@ -37,14 +49,7 @@ impl OrderRate {
                 tokens: BURST,
                 at: now,
             });
-        let earned = now.saturating_duration_since(b.at).as_secs() / REFILL.as_secs();
-        if earned > 0 {
-            b.tokens = (b.tokens as u64 + earned).min(BURST as u64) as u32;
-            b.at += REFILL * earned as u32;
-        }
-        if b.tokens == BURST {
-            b.at = now;
-        }
+        b.refill(now);
         if b.tokens == 0 {
             return Err((b.at + REFILL).saturating_duration_since(now));
         }
