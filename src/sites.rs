@@ -115,6 +115,18 @@ pub struct Site {
     pub locations: BTreeMap<UrlPath, Location>,
 }
 
+impl Site {
+    /// The names of the containers behind its locations, sorted, each once.
+    pub fn containers(&self) -> Vec<String> {
+        let mut all: Vec<String> = (self.locations.values())
+            .flat_map(|l| l.containers.iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
 /// The whole desired state derived from the inventory.
 #[derive(Debug, Clone, Default)]
 pub struct Sites {

@@ -108,13 +108,7 @@ impl Snippets {
             let Some(site) = sites.sites.remove(host) else {
                 continue;
             };
-            let mut containers: Vec<String> = site
-                .locations
-                .values()
-                .flat_map(|l| l.containers.iter().cloned())
-                .collect();
-            containers.sort();
-            containers.dedup();
+            let containers = site.containers();
             sites.problems.push(Problem {
                 container: containers.join(","),
                 key: KEY.into(),

@@ -36,13 +36,7 @@ pub(super) fn site_ctx(site: &Site, cert: Option<&CertFiles>, s: &RenderSettings
         prefer_server_ciphers: site.ssl_policy.prefer_server_ciphers(),
     });
     let locations: Vec<LocationCtx> = site.locations.values().map(location).collect();
-    let mut containers: Vec<String> = site
-        .locations
-        .values()
-        .flat_map(|l| l.containers.iter().cloned())
-        .collect();
-    containers.sort();
-    containers.dedup();
+    let containers = site.containers();
     SiteCtx {
         host: site.host.clone(),
         containers,
